@@ -1,0 +1,1 @@
+"""The ``chatanyone`` command line."""

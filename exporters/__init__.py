@@ -1,0 +1,1 @@
+"""File exporters: one module per format, each with ``write(clip, path, ...)``."""

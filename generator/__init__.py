@@ -1,0 +1,1 @@
+"""Optional neural renderer: portrait image + motion -> portrait video (not yet implemented)."""

@@ -1,0 +1,261 @@
+"""Rig conventions: every name table, bone map and axis flip of the project lives here, once.
+
+Sources
+-------
+* ARKit blendshapes: Apple ``ARFaceAnchor.BlendShapeLocation``, in the order Live Link Face sends them
+  (the order of FACEGOOD's ``blendshape2ARKit.xlsx`` too). Names are lowerCamel; weights in [0, 1].
+* SMPL-X joints and parents: ``smplx`` package (``smplx.joint_names.JOINT_NAMES[:55]``) and the SMPL-X
+  kinematic tree (``kintree_table`` of SMPLX_NEUTRAL; Pavlakos et al. 2019).
+* Rest pose: the SMPL-X neutral mean-shape joint locations shipped by ``mannequin-x`` (Apache-2.0,
+  ``assets/smplx_calibration.npz``, ``joint_rest``); it omits jaw and eyes, whose offsets below are
+  approximations (stated per joint).
+* Unity ``HumanBodyBones`` (Unity scripting reference), VRM 1.0 humanoid bones
+  (``VRMC_vrm-1.0/humanoid.md``), Mixamo rig names (``mixamorig:`` prefix).
+* Axes: ours are right-handed, +Y up, avatar facing +Z, metres (SMPL-X and glTF). Unity is left-handed
+  (+Y up, +Z forward): rotation ``(x, -y, -z, w)``, position ``(-x, y, z)``. Unreal (from Unity) is
+  left-handed Z-up in centimetres: rotation ``(-x, z, y, w)``, position ``(-x, z, y) * 100``.
+"""
+from __future__ import annotations
+
+import functools
+from importlib import resources
+
+import numpy as np
+
+# --------------------------------------------------------------------------------------------------
+# Face: ARKit-52, Live Link order
+# --------------------------------------------------------------------------------------------------
+ARKIT_NAMES: tuple[str, ...] = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft",
+    "eyeSquintLeft", "eyeWideLeft",
+    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
+    "eyeSquintRight", "eyeWideRight",
+    "jawForward", "jawLeft", "jawRight", "jawOpen",
+    "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight",
+    "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft", "mouthFrownRight",
+    "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
+    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight",
+    "mouthUpperUpLeft", "mouthUpperUpRight",
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight", "noseSneerLeft", "noseSneerRight",
+    "tongueOut",
+)
+ARKIT_INDEX: dict[str, int] = {n: i for i, n in enumerate(ARKIT_NAMES)}
+NUM_ARKIT = 52
+
+#: Channel groups (indices into ARKIT_NAMES).
+ARKIT_MOUTH = tuple(range(14, 41))          # jawForward .. mouthUpperUpRight (27 channels)
+ARKIT_EYES = tuple(range(0, 14))            # blink, look, squint, wide
+ARKIT_BROWS = tuple(range(41, 46))
+ARKIT_EYE_LOOK = tuple(i for i, n in enumerate(ARKIT_NAMES) if n.startswith("eyeLook"))
+
+
+def _lr_swap_name(name: str) -> str:
+    for a, b in (("Left", "Right"), ("Right", "Left")):
+        if name.endswith(a):
+            return name[: -len(a)] + b
+    return name
+
+
+def _arkit_mirror_perm() -> tuple[int, ...]:
+    perm = []
+    for n in ARKIT_NAMES:
+        # jawLeft/mouthLeft name a direction on the face's own left: a mirror swaps them too.
+        perm.append(ARKIT_INDEX[_lr_swap_name(n)])
+    return tuple(perm)
+
+
+#: ``face[:, ARKIT_MIRROR]`` is the face seen in a mirror (left/right channels swapped).
+ARKIT_MIRROR: tuple[int, ...] = _arkit_mirror_perm()
+
+
+def arkit_upper_camel(name: str) -> str:
+    """``jawOpen`` -> ``JawOpen`` (VMC "perfect sync" and Live Link CSV headers)."""
+    return name[0].upper() + name[1:]
+
+
+# --------------------------------------------------------------------------------------------------
+# Skeleton: SMPL-X 55 joints
+# --------------------------------------------------------------------------------------------------
+_FINGERS = ("index", "middle", "pinky", "ring", "thumb")  # MANO order
+SMPLX_JOINT_NAMES: tuple[str, ...] = (
+    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
+    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
+    "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "jaw",
+    "left_eye_smplhf", "right_eye_smplhf",
+) + tuple(f"{side}_{f}{k}" for side in ("left", "right") for f in _FINGERS for k in (1, 2, 3))
+NUM_JOINTS = 55
+JOINT_INDEX: dict[str, int] = {n: i for i, n in enumerate(SMPLX_JOINT_NAMES)}
+
+SMPLX_PARENTS: tuple[int, ...] = (
+    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 15, 15, 15,
+    20, 25, 26, 20, 28, 29, 20, 31, 32, 20, 34, 35, 20, 37, 38,
+    21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
+)
+
+LEFT_HAND_JOINTS = tuple(range(25, 40))
+RIGHT_HAND_JOINTS = tuple(range(40, 55))
+HAND_JOINTS = LEFT_HAND_JOINTS + RIGHT_HAND_JOINTS
+#: Upper-body joints driven by the body stage (spine, collars, shoulders, elbows, wrists).
+UPPER_BODY_JOINTS = tuple(JOINT_INDEX[n] for n in (
+    "spine1", "spine2", "spine3", "left_collar", "right_collar", "left_shoulder", "right_shoulder",
+    "left_elbow", "right_elbow", "left_wrist", "right_wrist"))
+#: Joints driven by the face stage (head motion).
+HEAD_JOINTS = (JOINT_INDEX["neck"], JOINT_INDEX["head"])
+EYE_JOINTS = (JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"])
+#: Every joint the body stage writes.
+BODY_STAGE_JOINTS = UPPER_BODY_JOINTS + HAND_JOINTS
+
+
+def _joint_mirror_perm() -> tuple[int, ...]:
+    out = []
+    for n in SMPLX_JOINT_NAMES:
+        m = n.replace("left", "#").replace("right", "left").replace("#", "right")
+        out.append(JOINT_INDEX[m])
+    return tuple(out)
+
+
+#: Joint index of each joint's mirror twin (left <-> right).
+JOINT_MIRROR: tuple[int, ...] = _joint_mirror_perm()
+
+# Approximate parent-relative offsets (metres) of joints mannequin-x omits, on the SMPL-X neutral mean
+# shape: jaw sits below and in front of the head joint, eyes in front of it.
+_EXTRA_OFFSETS = {
+    "jaw": (0.0, -0.015, 0.045),
+    "left_eye_smplhf": (0.031, 0.065, 0.085),
+    "right_eye_smplhf": (-0.031, 0.065, 0.085),
+}
+
+
+@functools.lru_cache(maxsize=1)
+def rest_joint_positions() -> np.ndarray:
+    """SMPL-X neutral mean-shape rest (T-pose, flat hands) joint positions.
+
+    Returns:
+        ``[55, 3]`` float32, metres, +Y up, facing +Z, in :data:`SMPLX_JOINT_NAMES` order.
+    Source: ``mannequin-x`` ``smplx_calibration.npz`` (``joint_rest``; 54 rows = SMPL-X without jaw and
+    eyes, plus zero-length ``L_Hand``/``R_Hand`` after the wrists); jaw/eyes from ``_EXTRA_OFFSETS``.
+    """
+    with resources.files("mannequin").joinpath("assets/smplx_calibration.npz").open("rb") as f:
+        rest = np.load(f)["joint_rest"].astype(np.float64)
+    body = rest[:22]              # pelvis .. right_wrist
+    fingers = rest[24:54]         # L_Index1 .. R_Thumb3 (after L_Hand, R_Hand)
+    out = np.zeros((NUM_JOINTS, 3))
+    out[:22] = body
+    out[25:] = fingers
+    head = out[JOINT_INDEX["head"]]
+    for name, off in _EXTRA_OFFSETS.items():
+        out[JOINT_INDEX[name]] = head + np.asarray(off)
+    return out.astype(np.float32)
+
+
+def rest_offsets() -> np.ndarray:
+    """Parent-relative rest offsets ``[55, 3]`` float32 (metres); the root's is its position."""
+    pos = rest_joint_positions()
+    par = np.asarray(SMPLX_PARENTS)
+    off = pos.copy()
+    off[1:] = pos[1:] - pos[par[1:]]
+    return off
+
+
+# --------------------------------------------------------------------------------------------------
+# Bone maps (None: the target rig has no such bone)
+# --------------------------------------------------------------------------------------------------
+_UNITY_FINGER = {"index": "Index", "middle": "Middle", "pinky": "Little", "ring": "Ring", "thumb": "Thumb"}
+_UNITY_SEG = ("Proximal", "Intermediate", "Distal")
+_VRM_THUMB_SEG = ("Metacarpal", "Proximal", "Distal")  # VRM 1.0 renamed the thumb segments
+_MIXAMO_FINGER = {"index": "Index", "middle": "Middle", "pinky": "Pinky", "ring": "Ring", "thumb": "Thumb"}
+
+_BODY_UNITY = {
+    "pelvis": "Hips", "left_hip": "LeftUpperLeg", "right_hip": "RightUpperLeg", "spine1": "Spine",
+    "left_knee": "LeftLowerLeg", "right_knee": "RightLowerLeg", "spine2": "Chest",
+    "left_ankle": "LeftFoot", "right_ankle": "RightFoot", "spine3": "UpperChest",
+    "left_foot": "LeftToes", "right_foot": "RightToes", "neck": "Neck",
+    "left_collar": "LeftShoulder", "right_collar": "RightShoulder", "head": "Head",
+    "left_shoulder": "LeftUpperArm", "right_shoulder": "RightUpperArm",
+    "left_elbow": "LeftLowerArm", "right_elbow": "RightLowerArm",
+    "left_wrist": "LeftHand", "right_wrist": "RightHand", "jaw": "Jaw",
+    "left_eye_smplhf": "LeftEye", "right_eye_smplhf": "RightEye",
+}
+_BODY_MIXAMO = {
+    "pelvis": "Hips", "left_hip": "LeftUpLeg", "right_hip": "RightUpLeg", "spine1": "Spine",
+    "left_knee": "LeftLeg", "right_knee": "RightLeg", "spine2": "Spine1",
+    "left_ankle": "LeftFoot", "right_ankle": "RightFoot", "spine3": "Spine2",
+    "left_foot": "LeftToeBase", "right_foot": "RightToeBase", "neck": "Neck",
+    "left_collar": "LeftShoulder", "right_collar": "RightShoulder", "head": "Head",
+    "left_shoulder": "LeftArm", "right_shoulder": "RightArm",
+    "left_elbow": "LeftForeArm", "right_elbow": "RightForeArm",
+    "left_wrist": "LeftHand", "right_wrist": "RightHand", "jaw": None,
+    "left_eye_smplhf": "LeftEye", "right_eye_smplhf": "RightEye",
+}
+
+
+def _lower_camel(s: str) -> str:
+    return s[0].lower() + s[1:]
+
+
+def _build_maps():
+    unity, vrm, mixamo = {}, {}, {}
+    for n in SMPLX_JOINT_NAMES:
+        if n in _BODY_UNITY:
+            unity[n] = _BODY_UNITY[n]
+            vrm[n] = _lower_camel(_BODY_UNITY[n])
+            m = _BODY_MIXAMO[n]
+            mixamo[n] = None if m is None else "mixamorig:" + m
+            continue
+        side, rest = n.split("_")
+        finger, k = rest[:-1], int(rest[-1])
+        Side = side.capitalize()
+        unity[n] = f"{Side}{_UNITY_FINGER[finger]}{_UNITY_SEG[k - 1]}"
+        seg = _VRM_THUMB_SEG if finger == "thumb" else _UNITY_SEG
+        vrm[n] = f"{side}{_UNITY_FINGER[finger]}{seg[k - 1]}"
+        mixamo[n] = f"mixamorig:{Side}Hand{_MIXAMO_FINGER[finger]}{k}"
+    return unity, vrm, mixamo
+
+
+#: SMPL-X joint -> Unity ``HumanBodyBones`` name (VMC ``/VMC/Ext/Bone/Pos``).
+SMPLX_TO_UNITY: dict[str, str]
+#: SMPL-X joint -> VRM 1.0 humanoid bone name (three-vrm, ``.vrma``).
+SMPLX_TO_VRM: dict[str, str]
+#: SMPL-X joint -> Mixamo bone name (or None).
+SMPLX_TO_MIXAMO: dict[str, str | None]
+SMPLX_TO_UNITY, SMPLX_TO_VRM, SMPLX_TO_MIXAMO = _build_maps()
+
+
+# --------------------------------------------------------------------------------------------------
+# Axis conversions (the only place they exist)
+# --------------------------------------------------------------------------------------------------
+def quat_to_unity(q: np.ndarray) -> np.ndarray:
+    """Our quaternion(s) ``[..., 4]`` (x, y, z, w) -> Unity's: ``(x, -y, -z, w)``."""
+    q = np.asarray(q, dtype=np.float32)
+    return q * np.array([1, -1, -1, 1], dtype=np.float32)
+
+
+def position_to_unity(p: np.ndarray) -> np.ndarray:
+    """Our position(s) ``[..., 3]`` metres -> Unity metres: ``(-x, y, z)``."""
+    p = np.asarray(p, dtype=np.float32)
+    return p * np.array([-1, 1, 1], dtype=np.float32)
+
+
+def unity_quat_to_unreal(q: np.ndarray) -> np.ndarray:
+    """Unity quaternion(s) ``[..., 4]`` -> Unreal: ``(-x, z, y, w)``."""
+    q = np.asarray(q, dtype=np.float32)
+    return np.stack([-q[..., 0], q[..., 2], q[..., 1], q[..., 3]], axis=-1)
+
+
+def unity_position_to_unreal(p: np.ndarray) -> np.ndarray:
+    """Unity position(s) ``[..., 3]`` metres -> Unreal centimetres: ``(-x, z, y) * 100``."""
+    p = np.asarray(p, dtype=np.float32)
+    return np.stack([-p[..., 0], p[..., 2], p[..., 1]], axis=-1) * 100.0
+
+
+def quat_to_unreal(q: np.ndarray) -> np.ndarray:
+    """Our quaternion(s) -> Unreal, through Unity."""
+    return unity_quat_to_unreal(quat_to_unity(q))
+
+
+def position_to_unreal(p: np.ndarray) -> np.ndarray:
+    """Our position(s) (metres) -> Unreal (centimetres), through Unity."""
+    return unity_position_to_unreal(position_to_unity(p))
