@@ -1,0 +1,96 @@
+"""Saving and loading the two-stage model as one ``.safetensors`` file (no pickle).
+
+Tensors: ``face.*`` / ``body.*`` (denoiser weights), ``face_mean``, ``face_std``, ``body_mean``,
+``body_std`` (per-channel normalisation of the stage vectors). The safetensors metadata entry
+``chatanyone`` holds a JSON dict: ``face_config``, ``body_config`` (:class:`DenoiserConfig`),
+``diffusion`` (:class:`DiffusionConfig`), ``styles``, ``feature_dim``, ``window``, ``overlap`` and a
+``training`` record (data, licences, command, wall time, losses).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .diffusion import DiffusionConfig
+from .errors import CheckpointError
+from .model import DenoiserConfig, MotionDenoiser
+
+DEFAULT_CHECKPOINT_NAME = "default.safetensors"
+
+
+def default_checkpoint_path() -> Path:
+    """The checkpoint shipped inside the ``motion`` package (``motion/checkpoints/default.safetensors``)."""
+    return Path(str(resources.files("motion").joinpath("checkpoints", DEFAULT_CHECKPOINT_NAME)))
+
+
+@dataclass
+class StageModels:
+    """The loaded model: both denoisers (eval mode), normalisation stats and metadata."""
+
+    face: MotionDenoiser
+    body: MotionDenoiser
+    face_mean: torch.Tensor
+    face_std: torch.Tensor
+    body_mean: torch.Tensor
+    body_std: torch.Tensor
+    diffusion: DiffusionConfig
+    info: dict = field(default_factory=dict)
+
+
+def save_models(models: StageModels, path: str | os.PathLike) -> Path:
+    """Write ``models`` to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"face.{k}": v.detach().contiguous() for k, v in models.face.state_dict().items()}
+    tensors |= {f"body.{k}": v.detach().contiguous() for k, v in models.body.state_dict().items()}
+    for k in ("face_mean", "face_std", "body_mean", "body_std"):
+        tensors[k] = getattr(models, k).detach().float().contiguous()
+    info = dict(models.info)
+    info["face_config"] = models.face.config.to_dict()
+    info["body_config"] = models.body.config.to_dict()
+    info["diffusion"] = models.diffusion.to_dict()
+    fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent, prefix=f".{path.stem}.")
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"chatanyone": json.dumps(info)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_models(path: str | os.PathLike | None = None) -> StageModels:
+    """Load a checkpoint (default: the shipped one). Safe: safetensors holds tensors and JSON only.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable or does not match the model.
+    """
+    path = Path(path) if path is not None else default_checkpoint_path()
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path} (train one with `chatanyone train`)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            info = json.loads(f.metadata()["chatanyone"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a ChatAnyone checkpoint ({e.__class__.__name__}: {e})") from None
+    stages = {}
+    for stage in ("face", "body"):
+        model = MotionDenoiser(DenoiserConfig(**info[f"{stage}_config"]))
+        sd = {k[len(stage) + 1:]: v.float() for k, v in tensors.items() if k.startswith(stage + ".")}
+        try:
+            model.load_state_dict(sd)
+        except RuntimeError as e:
+            raise CheckpointError(f"{path}: {stage} weights do not match the model: {e}") from None
+        stages[stage] = model.eval()
+    return StageModels(stages["face"], stages["body"], tensors["face_mean"], tensors["face_std"],
+                       tensors["body_mean"], tensors["body_std"], DiffusionConfig(**info["diffusion"]), info)

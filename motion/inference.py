@@ -1,0 +1,187 @@
+"""Offline inference: speech audio -> ``MotionClip`` with the two-stage model.
+
+Long audio is sampled in windows of ``window`` frames that overlap by ``overlap`` frames; the overlap of
+each window is inpainted from the previous window's result (see :func:`motion.diffusion.sample`), so
+windows join without seams. The face stage runs over the whole audio first, then the body stage, which is
+conditioned on the audio and on the face stage's output (ChatAnyone's hierarchy).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation as R
+from tqdm.auto import tqdm
+
+from .audio import SAMPLE_RATE, load_audio
+from .checkpoint import StageModels, load_models
+from .clip import MotionClip
+from .conventions import (ARKIT_MOUTH, BODY_STAGE_JOINTS, EYE_JOINTS, HEAD_JOINTS, NUM_ARKIT)
+from .errors import AudioError, ChatAnyoneError
+from .face_idle import FaceIdleModel
+from .features import extract_features
+from .model import MotionDenoiser
+from .representation import assemble
+from .rotations import axis_angle_to_quat, quat_to_axis_angle
+from . import diffusion
+
+MODEL_FPS = 30.0
+
+
+@dataclass
+class Intensity:
+    """Amplitude controls, each a factor (1 = as generated, 0 = still, up to 2).
+
+    expression: scales every face blendshape weight (then clipped to [0, 1]).
+    head: scales the neck/head rotation angles.
+    gesture: scales upper-body and finger rotations about the clip's mean pose.
+    """
+
+    expression: float = 1.0
+    head: float = 1.0
+    gesture: float = 1.0
+
+    def __post_init__(self):
+        for k, v in asdict(self).items():
+            if not (0.0 <= float(v) <= 2.0):
+                raise ChatAnyoneError(f"intensity {k} must be in [0, 2], got {v}")
+
+
+def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: int, steps: int,
+                   window: int, overlap: int, generator: torch.Generator, guidance_scale: float = 1.0,
+                   progress: bool = False, desc: str = "") -> np.ndarray:
+    """Sample ``[T, D]`` normalised motion for a ``[T, C]`` condition in overlapping, inpainted windows."""
+    T = cond.shape[0]
+    D = model.config.motion_dim
+    out = np.zeros((T, D), np.float32)
+    hop = window - overlap
+    starts = list(range(0, max(T - overlap, 1), hop)) if T > window else [0]
+    if T > window and starts[-1] + window < T:
+        starts.append(T - window)
+    for k, s in enumerate(tqdm(starts, desc=desc, disable=not progress, unit="win", leave=False)):
+        e = min(s + window, T)
+        c = torch.from_numpy(cond[s:e])[None]
+        known = mask = None
+        if k > 0:
+            n_known = (starts[k - 1] + window) - s  # frames already generated in this window
+            known = torch.from_numpy(out[s:e])[None]
+            mask = torch.zeros((1, e - s, D), dtype=torch.bool)
+            mask[:, :n_known] = True
+        x0 = diffusion.sample(model, scheduler, c, torch.tensor([style]), steps, generator, known, mask,
+                              guidance_scale)
+        out[s:e] = x0[0].numpy()
+    return out
+
+
+class MotionGenerator:
+    """Speech -> ``MotionClip`` with the hierarchical motion diffusion model.
+
+    Args:
+        checkpoint: path of a ``.safetensors`` checkpoint (default: the shipped one).
+        idle: the stochastic blink/brow/gaze model (default: the shipped fit, see :mod:`motion.face_idle`).
+    Raises:
+        CheckpointError: missing or mismatched checkpoint.
+    """
+
+    def __init__(self, checkpoint: str | os.PathLike | None = None, idle: FaceIdleModel | None = None):
+        torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
+        self.models: StageModels = load_models(checkpoint)
+        self.idle = idle or FaceIdleModel.default()
+        info = self.models.info
+        self.window = int(info.get("window", 120))
+        self.overlap = int(info.get("overlap", 30))
+        self.styles: list[str] = list(info.get("styles", []))
+        self.version = str(info.get("version", "unknown"))
+
+    def style_id(self, style: str | None) -> int:
+        """Style preset name -> id; ``None`` -> the model's "no style" id."""
+        if style is None:
+            return self.models.face.config.num_styles
+        if style not in self.styles:
+            raise ChatAnyoneError(f"unknown style {style!r}; choose one of {self.styles}")
+        return self.styles.index(style)
+
+    def generate(self, audio: np.ndarray, *, seed: int = 0, fps: float = MODEL_FPS,
+                 intensity: Intensity | None = None, style: str | None = None, steps: int | None = None,
+                 transcript: str | None = None, guidance_scale: float = 1.0, progress: bool = False,
+                 audio_source: str | None = None, audio_offset_s: float = 0.0) -> MotionClip:
+        """Generate motion for 16 kHz mono float32 ``audio`` ``[N]``.
+
+        Returns:
+            ``MotionClip`` at ``fps`` (the model runs at 30 fps; other rates are resampled, slerp for
+            rotations) with ``round(N / 16000 * 30)`` frames at 30 fps.
+        Raises:
+            AudioError: audio shorter than 2 frames; ChatAnyoneError: bad options.
+        """
+        intensity = intensity or Intensity()
+        T = int(round(len(audio) / SAMPLE_RATE * MODEL_FPS))
+        if T < 2:
+            raise AudioError(f"audio too short: {len(audio) / SAMPLE_RATE:.3f} s")
+        m = self.models
+        steps = int(steps or m.diffusion.num_inference_steps)
+        style_id = self.style_id(style)
+        gen = torch.Generator().manual_seed(int(seed))
+        feats = extract_features(audio, SAMPLE_RATE, MODEL_FPS, num_frames=T, transcript=transcript)
+        cond = feats.stack().astype(np.float32)
+        sched = m.diffusion.scheduler()
+        face_n = sample_windows(m.face, sched, cond, style_id, steps, self.window, self.overlap, gen,
+                                guidance_scale, progress, "face stage")
+        body_cond = np.concatenate([cond, face_n], axis=1)
+        body_n = sample_windows(m.body, sched, body_cond, style_id, steps, self.window, self.overlap, gen,
+                                guidance_scale, progress, "body stage")
+        face_vec = face_n * m.face_std.numpy() + m.face_mean.numpy()
+        body_vec = body_n * m.body_std.numpy() + m.body_mean.numpy()
+        clip = assemble(face_vec, body_vec, MODEL_FPS)
+
+        idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
+        face = clip.face.copy()
+        fill = idle.mask.copy()
+        fill[list(ARKIT_MOUTH)] = False
+        face[:, fill] = idle.face[:, fill]
+        rot = clip.rotations.copy()
+        rot[:, list(EYE_JOINTS)] = idle.eye_rotations
+        face, rot = _apply_intensity(face, rot, intensity)
+        meta = {
+            "model_version": self.version, "seed": int(seed), "style": style,
+            "intensity": asdict(intensity), "steps": steps, "guidance_scale": guidance_scale,
+            "audio_source": audio_source, "audio_offset_s": float(audio_offset_s),
+            "audio_sample_rate": SAMPLE_RATE, "audio_duration_s": len(audio) / SAMPLE_RATE,
+            "root": "locked",
+        }
+        out = MotionClip(MODEL_FPS, face, rot, None, meta)
+        return out if abs(fps - MODEL_FPS) < 1e-9 else out.resample(fps)
+
+    def animate_file(self, path: str | os.PathLike, **kwargs) -> MotionClip:
+        """Load an audio file (any common format, rate, channels) and :meth:`generate` for it."""
+        audio = load_audio(path)
+        return self.generate(audio, audio_source=str(Path(path).resolve()), **kwargs)
+
+
+def _scale_about(q: np.ndarray, ref: np.ndarray, k: float) -> np.ndarray:
+    """Scale rotations ``q [T, J, 4]`` about reference rotations ``ref [J, 4]`` by factor ``k``."""
+    T, J, _ = q.shape
+    r_ref = R.from_quat(np.broadcast_to(ref, (T, J, 4)).reshape(-1, 4))
+    delta = (r_ref.inv() * R.from_quat(q.reshape(-1, 4))).as_rotvec() * k
+    return (r_ref * R.from_rotvec(delta)).as_quat().reshape(T, J, 4).astype(np.float32)
+
+
+def _apply_intensity(face: np.ndarray, rot: np.ndarray, it: Intensity) -> tuple[np.ndarray, np.ndarray]:
+    face = np.clip(face * it.expression, 0.0, 1.0)
+    rot = rot.copy()
+    if it.head != 1.0:
+        head = list(HEAD_JOINTS)
+        aa = quat_to_axis_angle(rot[:, head]) * it.head
+        rot[:, head] = axis_angle_to_quat(aa)
+    if it.gesture != 1.0:
+        body = list(BODY_STAGE_JOINTS)
+        ref = np.stack([_mean_quat(rot[:, j]) for j in body])
+        rot[:, body] = _scale_about(rot[:, body], ref, it.gesture)
+    return face, rot
+
+
+def _mean_quat(q: np.ndarray) -> np.ndarray:
+    """Rotation mean of ``q [T, 4]`` (scipy ``Rotation.mean``, Markley et al. 2007)."""
+    return R.from_quat(q).mean().as_quat()

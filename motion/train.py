@@ -1,0 +1,334 @@
+"""Training of the two-stage motion diffusion model from a TOML config.
+
+``chatanyone train configs/default.toml`` (or ``python -m motion.train configs/default.toml``) reproduces the
+shipped checkpoint from ``../shared/data``: the face stage learns mouth weights from FACEGOOD (mouth
+channels only, masked loss) and head motion from both BEAT2 takes; the body stage learns upper body and
+fingers from BEAT2, conditioned on audio and on the face stage's *generated* mouth plus the real head
+motion (so at inference it sees what it saw in training). Held-out clips (config) are never trained on.
+Augmentation: left/right mirroring (joints swapped, rotations mirrored, ARKit L/R channels swapped).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .checkpoint import StageModels, save_models
+from .clip import MotionClip
+from .conventions import ARKIT_MIRROR, JOINT_MIRROR
+from .datasets import TrainingClip, data_root, load_beat2, load_facegood
+from .diffusion import DiffusionConfig, diffusion_loss
+from .features import FEATURE_DIM, extract_features
+from .inference import sample_windows
+from .model import DenoiserConfig, MotionDenoiser
+from .representation import (BODY_DIM, FACE_DIM, FACE_MOUTH_DIM, body_vector, body_vector_mask,
+                             face_vector, face_vector_mask)
+from .rotations import mirror_quat
+
+STYLES = ("facegood", "beat2", "neurosync", "video")
+LOADERS = {"facegood": load_facegood, "beat2": load_beat2}
+
+
+@dataclass
+class TrainConfig:
+    """One training run (a TOML file; every field has a default)."""
+
+    name: str = "default"
+    version: str = "0.1.0"
+    data_root: str | None = None
+    datasets: list[str] = field(default_factory=lambda: ["facegood", "beat2"])
+    #: clips never trained on (``dataset/clip``), and clips whose tail fraction is held out.
+    holdout_clips: list[str] = field(default_factory=lambda: ["facegood/1114_3_16"])
+    holdout_tail: dict[str, float] = field(default_factory=lambda: {"beat2/2_scott_0_3_3": 0.2})
+    window: int = 120
+    overlap: int = 30
+    batch_size: int = 32
+    face_steps: int = 3000
+    body_steps: int = 3000
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    velocity_weight: float = 1.0
+    cond_dropout: float = 0.1
+    style_dropout: float = 0.5
+    mirror: bool = True
+    d_model: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    dropout: float = 0.1
+    inference_steps: int = 8
+    seed: int = 0
+    out_dir: str = "runs/default"
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> "TrainConfig":
+        with open(path, "rb") as f:
+            d = tomllib.load(f)
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown config keys {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class Item:
+    name: str
+    dataset: str
+    style: int
+    cond: np.ndarray       # [T, FEATURE_DIM]
+    face: np.ndarray       # [T, FACE_DIM] raw
+    body: np.ndarray       # [T, BODY_DIM] raw
+    face_mask: np.ndarray  # [FACE_DIM] bool
+    body_mask: np.ndarray  # [BODY_DIM] bool
+    licence: str = ""
+
+
+def mirror_clip(clip: MotionClip) -> MotionClip:
+    """Left/right mirror: swap ARKit L/R channels and L/R joints, mirror every rotation (x, -y, -z, w)."""
+    rot = mirror_quat(clip.rotations[:, list(JOINT_MIRROR)])
+    trans = clip.translation * np.array([-1, 1, 1], np.float32)
+    return MotionClip(clip.fps, clip.face[:, list(ARKIT_MIRROR)], rot, trans, dict(clip.meta))
+
+
+def split_holdout(clips: list[TrainingClip], cfg: TrainConfig) -> tuple[list[TrainingClip], list[TrainingClip]]:
+    """Split into (train, held-out) per ``holdout_clips`` and ``holdout_tail``."""
+    train, held = [], []
+    for c in clips:
+        if c.name in cfg.holdout_clips:
+            held.append(c)
+        elif c.name in cfg.holdout_tail:
+            T = c.clip.num_frames
+            cut = int(round(T * (1 - cfg.holdout_tail[c.name])))
+            n_audio = int(round(cut / 30 * 16000))
+            train.append(TrainingClip(c.name, c.dataset, None if c.audio is None else c.audio[:n_audio],
+                                      c.clip.slice(0, cut), c.face_mask, c.joint_mask, c.licence))
+            held.append(TrainingClip(c.name + "@tail", c.dataset,
+                                     None if c.audio is None else c.audio[n_audio:],
+                                     c.clip.slice(cut, T), c.face_mask, c.joint_mask, c.licence))
+        else:
+            train.append(c)
+    return train, held
+
+
+def make_items(clips: list[TrainingClip], mirror: bool, progress: bool = True) -> list[Item]:
+    items = []
+    for c in tqdm(clips, desc="audio features", disable=not progress):
+        T = c.clip.num_frames
+        feats = extract_features(c.audio, 16000, 30.0, num_frames=T).stack().astype(np.float32)
+        fmask = face_vector_mask(c.face_mask, c.joint_mask)
+        bmask = body_vector_mask(c.joint_mask)
+        variants = [(c.clip, "")] + ([(mirror_clip(c.clip), "~mirror")] if mirror else [])
+        for clip, suffix in variants:
+            items.append(Item(c.name + suffix, c.dataset, STYLES.index(c.dataset), feats, face_vector(clip),
+                              body_vector(clip), fmask, bmask, c.licence))
+    return items
+
+
+def masked_stats(arrays: list[np.ndarray], masks: list[np.ndarray], dim: int, floor: float):
+    """Per-channel mean/std over the frames of the items where that channel is real."""
+    s = np.zeros(dim)
+    s2 = np.zeros(dim)
+    n = np.zeros(dim)
+    for a, m in zip(arrays, masks):
+        s += a.sum(0) * m
+        s2 += (a.astype(np.float64) ** 2).sum(0) * m
+        n += len(a) * m
+    n = np.maximum(n, 1)
+    mean = s / n
+    std = np.sqrt(np.maximum(s2 / n - mean ** 2, 0))
+    std = np.where(n > 1, np.maximum(std, floor), 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+class WindowSampler:
+    """Random training windows: a dataset uniformly, then a clip in proportion to its length, then a crop."""
+
+    def __init__(self, items: list[Item], window: int, rng: np.random.Generator):
+        self.items, self.window, self.rng = items, window, rng
+        self.by_ds: dict[str, list[int]] = {}
+        for i, it in enumerate(items):
+            self.by_ds.setdefault(it.dataset, []).append(i)
+        self.ds_names = sorted(self.by_ds)
+
+    def draw(self) -> tuple[Item, int]:
+        ds = self.ds_names[self.rng.integers(len(self.ds_names))]
+        idx = self.by_ds[ds]
+        lens = np.array([len(self.items[i].cond) for i in idx], float)
+        it = self.items[idx[self.rng.choice(len(idx), p=lens / lens.sum())]]
+        start = int(self.rng.integers(0, max(1, len(it.cond) - self.window + 1)))
+        return it, start
+
+
+def _crop(a: np.ndarray, start: int, window: int) -> np.ndarray:
+    out = a[start:start + window]
+    if len(out) < window:  # pad by repeating the last frame
+        out = np.concatenate([out, np.repeat(out[-1:], window - len(out), 0)])
+    return out
+
+
+def train_stage(model: MotionDenoiser, sampler: WindowSampler, batch_fn, steps: int, cfg: TrainConfig,
+                desc: str, log: list) -> float:
+    """Train one denoiser for ``steps`` AdamW steps with a cosine schedule; returns the last loss (EMA)."""
+    sched = DiffusionConfig(num_inference_steps=cfg.inference_steps).scheduler()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    model.train()
+    ema = None
+    bar = tqdm(range(steps), desc=desc)
+    for step in bar:
+        x0, cond, style, mask, keep = batch_fn()
+        out = diffusion_loss(model, sched, x0, cond, style, mask, keep, cfg.velocity_weight)
+        opt.zero_grad(set_to_none=True)
+        out["loss"].backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        lr_sched.step()
+        v = float(out["loss"])
+        ema = v if ema is None else 0.98 * ema + 0.02 * v
+        if step % 50 == 0 or step == steps - 1:
+            bar.set_postfix(loss=f"{ema:.4f}")
+            log.append({"stage": desc, "step": step, "loss": ema, "mse": float(out["mse"]), "vel": float(out["vel"])})
+    model.eval()
+    return float(ema)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> Path:
+    """Run the whole training; writes ``out_dir/model.safetensors`` and ``out_dir/train_log.json``."""
+    t0 = time.time()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    root = Path(cfg.data_root) if cfg.data_root else data_root()
+    clips = [c for ds in cfg.datasets for c in LOADERS[ds](root)]
+    train_clips, held = split_holdout(clips, cfg)
+    items = make_items(train_clips, cfg.mirror, progress)
+
+    face_items = [it for it in items if it.face_mask.any()]
+    body_items = [it for it in items if it.body_mask.any()]
+    face_mean, face_std = masked_stats([i.face for i in face_items], [i.face_mask for i in face_items], FACE_DIM, 0.02)
+    body_mean, body_std = masked_stats([i.body for i in body_items], [i.body_mask for i in body_items], BODY_DIM, 0.02)
+    face_mean[~np.any([i.face_mask for i in face_items], 0)] = 0
+    W, B = cfg.window, cfg.batch_size
+    n_styles = len(STYLES)
+    log: list[dict] = []
+
+    def dcfg(motion_dim, cond_dim):
+        return DenoiserConfig(motion_dim, cond_dim, n_styles, cfg.d_model, cfg.num_layers, cfg.num_heads,
+                              4, 512, cfg.dropout)
+
+    def keep_masks():
+        keep = torch.from_numpy(rng.random(B) >= cfg.cond_dropout)
+        return keep
+
+    def styles(batch_items):
+        s = np.array([it.style for it in batch_items])
+        s[rng.random(B) < cfg.style_dropout] = n_styles
+        return torch.from_numpy(s).long()
+
+    # ---- face stage ------------------------------------------------------------------------------
+    face_model = MotionDenoiser(dcfg(FACE_DIM, FEATURE_DIM))
+    fs = WindowSampler(face_items, W, rng)
+
+    def face_batch():
+        draws = [fs.draw() for _ in range(B)]
+        x0 = np.stack([(_crop(it.face, s, W) - face_mean) / face_std for it, s in draws])
+        cond = np.stack([_crop(it.cond, s, W) for it, s in draws])
+        mask = np.stack([it.face_mask for it, _ in draws])
+        return (torch.from_numpy(x0).float(), torch.from_numpy(cond), styles([d[0] for d in draws]),
+                torch.from_numpy(mask), keep_masks())
+
+    face_loss = train_stage(face_model, fs, face_batch, cfg.face_steps, cfg, "face stage", log)
+
+    # ---- body stage: condition on generated mouth + real head motion ----------------------------------
+    sched = DiffusionConfig(num_inference_steps=cfg.inference_steps).scheduler()
+    gen = torch.Generator().manual_seed(cfg.seed)
+    face_cond_cache: dict[str, np.ndarray] = {}
+    for it in tqdm(body_items, desc="face stage on body data", disable=not progress):
+        key = it.name.replace("~mirror", "")
+        if key not in face_cond_cache:
+            face_cond_cache[key] = sample_windows(face_model, sched, it.cond, n_styles, cfg.inference_steps,
+                                                  W, cfg.overlap, gen)
+        fn = face_cond_cache[key].copy()
+        if it.name.endswith("~mirror"):  # mirror the generated mouth too
+            mouth = fn[:, :FACE_MOUTH_DIM] * face_std[:FACE_MOUTH_DIM] + face_mean[:FACE_MOUTH_DIM]
+            full = np.zeros((len(mouth), 52), np.float32)
+            from .conventions import ARKIT_MOUTH
+            full[:, list(ARKIT_MOUTH)] = mouth
+            mouth = full[:, list(ARKIT_MIRROR)][:, list(ARKIT_MOUTH)]
+            fn[:, :FACE_MOUTH_DIM] = (mouth - face_mean[:FACE_MOUTH_DIM]) / face_std[:FACE_MOUTH_DIM]
+        real = (it.face - face_mean) / face_std
+        fn[:, it.face_mask] = real[:, it.face_mask]
+        it.body_cond = np.concatenate([it.cond, fn], axis=1).astype(np.float32)  # type: ignore[attr-defined]
+
+    body_model = MotionDenoiser(dcfg(BODY_DIM, FEATURE_DIM + FACE_DIM))
+    bs = WindowSampler(body_items, W, rng)
+
+    def body_batch():
+        draws = [bs.draw() for _ in range(B)]
+        x0 = np.stack([(_crop(it.body, s, W) - body_mean) / body_std for it, s in draws])
+        cond = np.stack([_crop(it.body_cond, s, W) for it, s in draws])
+        mask = np.stack([it.body_mask for it, _ in draws])
+        return (torch.from_numpy(x0).float(), torch.from_numpy(cond), styles([d[0] for d in draws]),
+                torch.from_numpy(mask), keep_masks())
+
+    body_loss = train_stage(body_model, bs, body_batch, cfg.body_steps, cfg, "body stage", log)
+
+    wall = time.time() - t0
+    licences = sorted({c.licence for c in clips})
+    info = {
+        "version": cfg.version, "styles": list(STYLES), "feature_dim": FEATURE_DIM, "window": W,
+        "overlap": cfg.overlap,
+        "training": {
+            "config": asdict(cfg), "command": "chatanyone train " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["train"] else sys.argv[1:]),
+            "wall_time_s": round(wall, 1), "face_final_loss": face_loss, "body_final_loss": body_loss,
+            "train_clips": sorted({c.name for c in train_clips}), "held_out": sorted(c.name for c in held),
+            "train_seconds": {ds: round(sum(c.clip.duration for c in train_clips if c.dataset == ds), 1)
+                              for ds in cfg.datasets},
+            "licences": licences,
+            "non_commercial": any("NC" in lic for lic in licences),
+        },
+    }
+    models = StageModels(face_model, body_model, torch.from_numpy(face_mean), torch.from_numpy(face_std),
+                         torch.from_numpy(body_mean), torch.from_numpy(body_std),
+                         DiffusionConfig(num_inference_steps=cfg.inference_steps), info)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = save_models(models, out / "model.safetensors")
+    (out / "train_log.json").write_text(json.dumps({"info": info, "log": log}, indent=1))
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="chatanyone train", description=__doc__.splitlines()[0])
+    ap.add_argument("config", help="TOML config (see configs/default.toml)")
+    ap.add_argument("--out-dir", help="override the config's out_dir")
+    ap.add_argument("--install", action="store_true",
+                    help="also copy the result to motion/checkpoints/default.safetensors")
+    a = ap.parse_args(argv)
+    cfg = TrainConfig.from_toml(a.config)
+    if a.out_dir:
+        cfg.out_dir = a.out_dir
+    path = train(cfg)
+    print(f"wrote {path}")
+    if a.install:
+        from .checkpoint import default_checkpoint_path
+        import shutil
+        dst = default_checkpoint_path()
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, dst)
+        print(f"installed {dst}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
