@@ -1,0 +1,355 @@
+"""Audio features for the motion model at 30 fps: log-mel, energy, pitch, voicing and phones.
+
+Frame ``i`` of every feature describes the audio around time ``i / fps`` seconds (frame centres, frame 0
+at t = 0).  All low-level features are first computed by ``librosa`` at a 10 ms hop (100 Hz, the rate
+``pocketsphinx`` also uses) with centred windows, lightly box-smoothed over one 30 fps frame and then
+linearly interpolated at the exact fractional positions ``i * 100 / fps``; the number of frames is
+``round(len(samples) / 16000 * fps)``.  This needs no integer hop (16000 / 30 is not one).
+
+Normalisation in :meth:`AudioFeatures.stack` uses fixed constants only (never per-clip statistics), so a
+streaming extractor and an offline one produce the same numbers.
+
+Phones come from ``pocketsphinx`` (the US English acoustic model and phonetic LM ship inside the wheel):
+all-phone decoding by default, or forced alignment when a transcript is given and every word is in the
+bundled CMU dictionary (otherwise it falls back to all-phone decoding).  Nothing is downloaded.
+"""
+from __future__ import annotations
+
+import os
+import re
+import threading
+from dataclasses import dataclass
+
+import librosa
+import numpy as np
+from scipy.ndimage import uniform_filter1d
+
+from .audio import SAMPLE_RATE
+from .errors import AudioError
+
+__all__ = [
+    "PHONES", "SIL_INDEX", "N_MELS", "FEATURE_DIM", "FEATURE_LAYOUT", "AudioFeatures",
+    "extract_features", "onset_strength", "phone_segments",
+]
+
+PHONES: tuple[str, ...] = (
+    "SIL",
+    "AA", "AE", "AH", "AO", "AW", "AY", "B", "CH", "D", "DH", "EH", "ER", "EY", "F", "G", "HH", "IH",
+    "IY", "JH", "K", "L", "M", "N", "NG", "OW", "OY", "P", "R", "S", "SH", "T", "TH", "UH", "UW", "V",
+    "W", "Y", "Z", "ZH",
+)
+"""Phone inventory: 'SIL' then the 39 CMUdict / pocketsphinx en-us phones (ARPAbet, no stress)."""
+SIL_INDEX = 0
+_PHONE_INDEX = {p: i for i, p in enumerate(PHONES)}
+
+N_MELS = 80
+N_FFT = 512          # 32 ms FFT at 16 kHz
+WIN_LENGTH = 400     # 25 ms analysis window
+HOP_100HZ = 160      # 10 ms hop
+FMIN, FMAX = 20.0, 8000.0
+MEL_FLOOR = 1e-6     # log(mel + MEL_FLOOR)
+RMS_FLOOR = 1e-5     # log(rms + RMS_FLOOR)
+PITCH_FMIN, PITCH_FMAX = 60.0, 500.0
+YIN_FRAME = 1024     # 64 ms; YIN needs > 2 periods of PITCH_FMIN
+
+# Fixed normalisation constants for stack() (measured on CMU ARCTIC / Common Voice speech, rounded).
+MEL_MEAN, MEL_SCALE = -6.0, 4.0            # log-mel (natural log of power)  -> about [-2, 3]
+ENERGY_REF, ENERGY_SCALE = -4.5, 2.5       # log RMS; -4.5 ~ rms 0.011 (quiet speech, -39 dBFS)
+PITCH_REF, PITCH_SCALE = float(np.log(150.0)), 0.5  # log-F0 around 150 Hz, +-0.5 ~ x/1.65
+VOICED_MIN_LOG_RMS = float(np.log(0.003))  # voicing needs rms above -50 dBFS ...
+VOICED_MIN_NCCF = 0.5                      # ... and a normalised autocorrelation >= 0.5 at the YIN period
+NCCF_WIN = 512                             # 32 ms correlation window
+
+FEATURE_LAYOUT: tuple[tuple[str, int], ...] = (
+    ("mel", N_MELS), ("energy", 1), ("pitch", 1), ("voiced", 1), ("phones", len(PHONES)),
+)
+"""Order and width of the blocks in :meth:`AudioFeatures.stack`."""
+FEATURE_DIM = sum(w for _, w in FEATURE_LAYOUT)
+"""Width D of :meth:`AudioFeatures.stack` (80 mel + energy + pitch + voiced + 40 phones = 123)."""
+
+
+@dataclass
+class AudioFeatures:
+    """Frame-aligned audio features; frame ``i`` is centred at ``i / fps`` seconds.
+
+    Attributes:
+        mel: ``[T, 80]`` float32, ``log(mel_power + 1e-6)`` of an 80-band Slaney mel spectrogram
+            (``librosa.feature.melspectrogram``: n_fft 512, win 400, fmin 20 Hz, fmax 8 kHz, power 2,
+            samples in full-scale units).
+        energy: ``[T]`` float32, ``log(rms + 1e-5)`` (natural log) of the 25 ms frame RMS
+            (``librosa.feature.rms``); digital silence is ``log(1e-5) = -11.5``, a full-scale sine -0.35.
+        pitch: ``[T]`` float32, natural log of F0 in Hz from ``librosa.yin`` (60-500 Hz), 0 where unvoiced.
+        voiced: ``[T]`` float32 in {0, 1}: 1 where RMS > -50 dBFS and the signal is periodic: the
+            normalised cross-correlation (NCCF, as in RAPT, Talkin 1995) between the 32 ms window and the
+            same window one YIN period later is >= 0.5.
+        phones: ``[T, 40]`` float32 phone posteriors over :data:`PHONES`: the fraction of the frame's
+            1/fps window covered by each recognised/aligned phone (rows sum to 1).
+        fps: frame rate in Hz.
+    """
+
+    mel: np.ndarray
+    energy: np.ndarray
+    pitch: np.ndarray
+    voiced: np.ndarray
+    phones: np.ndarray
+    fps: float = 30.0
+
+    @property
+    def num_frames(self) -> int:
+        """T, the number of frames."""
+        return int(self.energy.shape[0])
+
+    def stack(self) -> np.ndarray:
+        """Concatenate the normalised features into the model input.
+
+        Returns:
+            ``[T, FEATURE_DIM]`` float32, blocks in :data:`FEATURE_LAYOUT` order:
+            ``(mel - MEL_MEAN) / MEL_SCALE`` (80), ``(energy - ENERGY_REF) / ENERGY_SCALE`` (1),
+            ``voiced * (pitch - PITCH_REF) / PITCH_SCALE`` (1; 0 when unvoiced), ``voiced`` (1),
+            ``phones`` (40).  All constants are fixed, so the result does not depend on the rest of the clip.
+        """
+        pitch_n = np.where(self.voiced > 0, (self.pitch - PITCH_REF) / PITCH_SCALE, 0.0)
+        out = np.concatenate([
+            (self.mel - MEL_MEAN) / MEL_SCALE,
+            ((self.energy - ENERGY_REF) / ENERGY_SCALE)[:, None],
+            pitch_n[:, None],
+            self.voiced[:, None],
+            self.phones,
+        ], axis=1)
+        return out.astype(np.float32, copy=False)
+
+
+def _num_frames(n_samples: int, fps: float) -> int:
+    return int(round(n_samples / SAMPLE_RATE * fps))
+
+
+def _to_fps(x: np.ndarray, num_frames: int, fps: float, rate: float = 100.0) -> np.ndarray:
+    """Resample a frame sequence at ``rate`` Hz (frame k at k / rate s) to ``fps`` (frame i at i / fps s).
+
+    Box-smooths over one output frame (rate / fps input frames, an anti-alias pool) and then linearly
+    interpolates at the exact fractional positions ``i * rate / fps``; positions past the end repeat the
+    last frame.  ``x`` is ``[N]`` or ``[N, D]``; returns ``[num_frames]`` or ``[num_frames, D]`` float32.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    size = max(1, int(round(rate / fps)))
+    if size > 1:
+        x = uniform_filter1d(x, size=size, axis=0, mode="nearest")
+    pos = np.arange(num_frames, dtype=np.float64) * (rate / fps)
+    pos = np.clip(pos, 0, x.shape[0] - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, x.shape[0] - 1)
+    w = (pos - lo).astype(np.float32)
+    if x.ndim == 2:
+        w = w[:, None]
+    return ((1.0 - w) * x[lo] + w * x[hi]).astype(np.float32)
+
+
+def _periodicity(y: np.ndarray, f0: np.ndarray) -> np.ndarray:
+    """NCCF at the YIN period for each 100 Hz frame (centred like ``librosa.yin``), in [-1, 1].
+
+    ``r = <a, b> / sqrt(<a, a> <b, b>)`` with ``a`` the ``NCCF_WIN`` samples of the frame and ``b`` the
+    same span shifted by one period ``round(sr / f0)`` (Talkin 1995, RAPT); ~1 for a periodic signal,
+    ~0 for noise.  Frames come from ``librosa.util.frame`` with YIN's centring (zero padding).
+    """
+    pad = YIN_FRAME // 2
+    frames = librosa.util.frame(np.pad(y, (pad, pad)), frame_length=YIN_FRAME, hop_length=HOP_100HZ,
+                                axis=0)[: len(f0)]
+    lag = np.clip(np.round(SAMPLE_RATE / f0).astype(np.int64), 1, YIN_FRAME - NCCF_WIN)
+    start = (YIN_FRAME - NCCF_WIN - lag) // 2          # keep the pair centred in the frame
+    idx = start[:, None] + np.arange(NCCF_WIN)[None, :]
+    rows = np.arange(frames.shape[0])[:, None]
+    a = frames[rows, idx]
+    b = frames[rows, idx + lag[:, None]]
+    num = np.einsum("ij,ij->i", a, b)
+    den = np.sqrt(np.einsum("ij,ij->i", a, a) * np.einsum("ij,ij->i", b, b))
+    return np.where(den > 0, num / np.maximum(den, 1e-20), 0.0).astype(np.float32)
+
+
+def _check_input(samples: np.ndarray, sample_rate: int) -> np.ndarray:
+    if sample_rate != SAMPLE_RATE:
+        raise AudioError(f"Features need {SAMPLE_RATE} Hz audio, got {sample_rate} Hz "
+                         "(use motion.audio.load_audio / prepare_audio first).")
+    y = np.asarray(samples, dtype=np.float32)
+    if y.ndim != 1:
+        raise AudioError(f"Features need mono audio of shape [N], got shape {y.shape}.")
+    if not np.isfinite(y).all():
+        raise AudioError("Features need finite audio samples; found NaN or inf.")
+    return y
+
+
+# --------------------------------------------------------------------------------------------- phones
+
+_DECODERS: dict[str, object] = {}
+_DECODER_LOCK = threading.Lock()
+
+
+def _decoder(kind: str):
+    """The cached pocketsphinx Decoder: ``'allphone'`` (phonetic LM) or ``'align'`` (dictionary only)."""
+    if kind not in _DECODERS:
+        from pocketsphinx import Decoder, get_model_path
+
+        mp = get_model_path()
+        hmm = os.path.join(mp, "en-us", "en-us")
+        if kind == "allphone":
+            dec = Decoder(hmm=hmm, allphone=os.path.join(mp, "en-us", "en-us-phone.lm.bin"),
+                          dict=None, loglevel="FATAL", lw=2.0, beam=1e-10, pbeam=1e-10)
+        else:
+            dec = Decoder(hmm=hmm, dict=os.path.join(mp, "en-us", "cmudict-en-us.dict"), lm=None,
+                          loglevel="FATAL")
+        _DECODERS[kind] = dec
+    return _DECODERS[kind]
+
+
+def _to_int16(y: np.ndarray) -> bytes:
+    return (np.clip(y, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
+
+
+def _normalise_transcript(text: str) -> list[str]:
+    text = text.lower().replace("’", "'")
+    return [w for w in re.sub(r"[^a-z0-9' ]+", " ", text).split() if w.strip("'")]
+
+
+def _align_segments(pcm: bytes, transcript: str) -> list[tuple[str, int, int]] | None:
+    """Forced alignment (two-pass: word then phone level); None when it cannot be done reliably."""
+    words = _normalise_transcript(transcript)
+    if not words:
+        return None
+    dec = _decoder("align")
+    if any(dec.lookup_word(w) is None for w in words):
+        return None  # out-of-dictionary word: we do not guess pronunciations
+    try:
+        dec.set_align_text(" ".join(words))
+        dec.start_utt()
+        dec.process_raw(pcm, full_utt=True)
+        dec.end_utt()
+        if dec.hyp() is None:
+            return None
+        dec.set_alignment()
+        dec.start_utt()
+        dec.process_raw(pcm, full_utt=True)
+        dec.end_utt()
+        alignment = dec.get_alignment()
+        if alignment is None:
+            return None
+        return [(p.name, int(p.start), int(p.start + p.duration - 1)) for p in alignment.phones()]
+    except RuntimeError:
+        return None
+
+
+def phone_segments(samples: np.ndarray, transcript: str | None = None) -> list[tuple[str, int, int]]:
+    """Recognise (or align) phones with pocketsphinx.
+
+    Args:
+        samples: ``[N]`` float32 mono audio at 16 kHz, full scale [-1, 1].
+        transcript: optional text of the utterance.  When given and every word is in the bundled CMU
+            dictionary, the phones are force-aligned to it; otherwise (or when alignment fails) all-phone
+            decoding with the bundled phonetic LM is used.
+
+    Returns:
+        ``[(phone, first_frame, last_frame), ...]`` in pocketsphinx's 100 frames/s (10 ms) units, inclusive;
+        phone names as the decoder emits them (ARPAbet, 'SIL', noise units like '+NSN+').
+    """
+    y = _check_input(samples, SAMPLE_RATE)
+    pcm = _to_int16(y)
+    with _DECODER_LOCK:
+        if transcript:
+            segs = _align_segments(pcm, transcript)
+            if segs:
+                return segs
+        dec = _decoder("allphone")
+        dec.start_utt()
+        dec.process_raw(pcm, full_utt=True)
+        dec.end_utt()
+        return [(s.word, int(s.start_frame), int(s.end_frame)) for s in dec.seg()]
+
+
+def _phone_posteriors(segments, n100: int, num_frames: int, fps: float) -> np.ndarray:
+    labels = np.full(n100, SIL_INDEX, dtype=np.int64)
+    for name, start, end in segments:
+        idx = _PHONE_INDEX.get(name.upper(), SIL_INDEX)  # noise units (+NSN+, +SPN+, ...) -> SIL
+        labels[max(start, 0):min(end + 1, n100)] = idx
+    one_hot = np.eye(len(PHONES), dtype=np.float32)[labels]
+    post = _to_fps(one_hot, num_frames, fps)
+    return post / np.maximum(post.sum(axis=1, keepdims=True), 1e-6)
+
+
+# ------------------------------------------------------------------------------------------- features
+
+def extract_features(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: float = 30,
+                     num_frames: int | None = None, transcript: str | None = None,
+                     phones: bool = True) -> AudioFeatures:
+    """Compute :class:`AudioFeatures` for a clip.
+
+    Args:
+        samples: ``[N]`` float32 mono audio at 16 kHz in [-1, 1] (from :func:`motion.audio.load_audio`).
+        sample_rate: must be 16000 (checked).
+        fps: output frame rate in Hz; frame i is centred at i / fps seconds.
+        num_frames: force the output length T: the audio is zero-padded (silence) or truncated to
+            ``num_frames / fps`` seconds first.  Default ``round(N / 16000 * fps)``.
+        transcript: optional text, used for forced phone alignment (see :func:`phone_segments`).
+        phones: False skips pocketsphinx and sets every frame to 'SIL' (fast, for tests and ablations).
+
+    Returns:
+        :class:`AudioFeatures` with T frames.
+
+    Raises:
+        AudioError: wrong sample rate, non-mono or non-finite samples, or T < 1.
+    """
+    y = _check_input(samples, sample_rate)
+    T = _num_frames(len(y), fps) if num_frames is None else int(num_frames)
+    if T < 1:
+        raise AudioError(f"Audio of {len(y)} samples gives {T} frames at {fps} fps; need at least 1.")
+    n_needed = int(round(T / fps * SAMPLE_RATE))
+    if len(y) < n_needed:
+        y = np.pad(y, (0, n_needed - len(y)))
+    elif len(y) > n_needed and num_frames is not None:
+        y = y[:n_needed]
+
+    # 100 Hz features, frame k centred at k * 10 ms (librosa centre=True).
+    mel_power = librosa.feature.melspectrogram(
+        y=y, sr=SAMPLE_RATE, n_fft=N_FFT, win_length=WIN_LENGTH, hop_length=HOP_100HZ,
+        n_mels=N_MELS, fmin=FMIN, fmax=FMAX, power=2.0)
+    n100 = mel_power.shape[1]
+    mel = _to_fps(np.log(mel_power.T + MEL_FLOOR), T, fps)
+
+    rms = librosa.feature.rms(y=y, frame_length=WIN_LENGTH, hop_length=HOP_100HZ)[0]
+    log_rms100 = np.log(rms + RMS_FLOOR)
+    energy = _to_fps(log_rms100, T, fps)
+
+    f0 = librosa.yin(y, fmin=PITCH_FMIN, fmax=PITCH_FMAX, sr=SAMPLE_RATE, frame_length=YIN_FRAME,
+                     hop_length=HOP_100HZ)
+    nccf = _periodicity(y, f0)
+    n = min(len(f0), len(log_rms100))
+    voiced100 = ((log_rms100[:n] > VOICED_MIN_LOG_RMS) & (nccf[:n] >= VOICED_MIN_NCCF)).astype(np.float32)
+    voiced = (_to_fps(voiced100, T, fps) >= 0.5).astype(np.float32)
+    # Interpolate pitch only across voiced 100 Hz frames so unvoiced garbage does not leak in.
+    log_f0 = np.log(f0[:n]).astype(np.float32)
+    pitch = np.where(voiced > 0, _to_fps(np.where(voiced100 > 0, log_f0, 0.0), T, fps)
+                     / np.maximum(_to_fps(voiced100, T, fps), 1e-6), 0.0).astype(np.float32)
+
+    if phones:
+        segs = phone_segments(y, transcript)
+        post = _phone_posteriors(segs, n100, T, fps)
+    else:
+        post = np.zeros((T, len(PHONES)), dtype=np.float32)
+        post[:, SIL_INDEX] = 1.0
+    return AudioFeatures(mel=mel, energy=energy, pitch=pitch, voiced=voiced, phones=post, fps=float(fps))
+
+
+def onset_strength(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: float = 30,
+                   num_frames: int | None = None) -> np.ndarray:
+    """Onset strength envelope (spectral flux, ``librosa.onset.onset_strength``) at ``fps``.
+
+    Args:
+        samples: ``[N]`` float32 mono audio at 16 kHz.
+        sample_rate: must be 16000.
+        fps: output frame rate in Hz (frame i at i / fps s).
+        num_frames: output length; default ``round(N / 16000 * fps)``.
+
+    Returns:
+        ``[T]`` float32, non-negative, arbitrary units (librosa's log-power mel flux, 100 Hz, pooled).
+    """
+    y = _check_input(samples, sample_rate)
+    T = _num_frames(len(y), fps) if num_frames is None else int(num_frames)
+    env = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE, hop_length=HOP_100HZ, n_fft=N_FFT)
+    return _to_fps(env, T, fps)
