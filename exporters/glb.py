@@ -8,10 +8,10 @@ What the file holds (glTF 2.0 specification, Khronos, sections cited as "spec 3.
   clip's quaternion (relative to the T-pose rest). ``inverseBindMatrices`` undo the rest translations.
 * **Body**: the ``mannequin-x`` "wooden" mannequin (Apache-2.0, ``mannequin/assets/wooden.npz``, 24,256
   vertices) skinned with its own weights, reduced to the 4 largest per vertex and renormalised
-  (``JOINTS_0``/``WEIGHTS_0``, spec 3.7.3.3). The skeleton uses the mannequin's own joint positions
-  (same bone lengths as :func:`motion.conventions.rest_offsets`); jaw and eyes, which the mannequin
-  lacks, sit at :data:`motion.conventions._EXTRA_OFFSETS` from the head. The mannequin's ``L_Hand``/
-  ``R_Hand`` weights go to the wrists. Everything is lifted so that the soles touch ``y = 0``.
+  (``JOINTS_0``/``WEIGHTS_0``, spec 3.7.3.3). The skeleton is
+  :func:`motion.conventions.rest_joint_positions` (the mannequin's own joints plus jaw and eyes, standing
+  on ``y = 0``), the same one the BVH exporter uses. The mannequin's ``L_Hand``/``R_Hand`` weights go to
+  the wrists; its vertices are lifted by :func:`motion.conventions.floor_lift`.
 * **Face**: a procedural ellipsoid head (an icosphere, 2,562 vertices) slightly larger than the
   mannequin's head, skinned rigidly to the ``head`` joint, with vertex colours for eyes, brows and lips and
   the 52 ARKit morph targets (spec 3.7.2.2 "Morph Targets"; ``POSITION`` displacements in metres, stored
@@ -40,8 +40,8 @@ import trimesh
 
 from motion.clip import MotionClip
 from motion.conventions import (
-    _EXTRA_OFFSETS, ARKIT_NAMES, JOINT_INDEX, NUM_ARKIT, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS,
-    SMPLX_TO_MIXAMO,
+    ARKIT_NAMES, JOINT_INDEX, NUM_ARKIT, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS,
+    SMPLX_TO_MIXAMO, floor_lift, rest_joint_positions,
 )
 from motion.errors import ChatAnyoneError
 
@@ -92,18 +92,11 @@ def _body() -> dict[str, np.ndarray]:
         z = np.load(f)
         v = z["vertices"].astype(np.float64)
         faces = z["faces"].astype(np.int64)
-        src_joints = z["skin_source_joint_positions"].astype(np.float64)
         ji, jw = z["skin_joint_indices"].astype(np.int64), z["skin_weights"].astype(np.float64)
         parts = {str(n): (int(s), int(c)) for n, s, c in
                  zip(z["skin_part_names"], z["skin_part_vertex_starts"], z["skin_part_vertex_counts"])}
-    joints = np.zeros((NUM_JOINTS, 3))
-    joints[:22] = src_joints[:22]
-    joints[25:] = src_joints[24:]
-    head = joints[JOINT_INDEX["head"]]
-    for name, off in _EXTRA_OFFSETS.items():
-        joints[JOINT_INDEX[name]] = head + np.asarray(off)
-    lift = np.array([0.0, -v[:, 1].min(), 0.0])
-    v, joints = v + lift, joints + lift
+    joints = rest_joint_positions().astype(np.float64)   # already lifted onto the floor
+    v = v + np.array([0.0, floor_lift(), 0.0])
 
     # Skin weights: merge into 55 joints, keep the 4 largest, renormalise (spec 3.7.3.3).
     V = len(v)

@@ -6,9 +6,8 @@ Sources
   (the order of FACEGOOD's ``blendshape2ARKit.xlsx`` too). Names are lowerCamel; weights in [0, 1].
 * SMPL-X joints and parents: ``smplx`` package (``smplx.joint_names.JOINT_NAMES[:55]``) and the SMPL-X
   kinematic tree (``kintree_table`` of SMPLX_NEUTRAL; Pavlakos et al. 2019).
-* Rest pose: the SMPL-X neutral mean-shape joint locations shipped by ``mannequin-x`` (Apache-2.0,
-  ``assets/smplx_calibration.npz``, ``joint_rest``); it omits jaw and eyes, whose offsets below are
-  approximations (stated per joint).
+* Rest pose: the skeleton of ``mannequin-x``'s skinned wooden mannequin (Apache-2.0, SMPL-X proportions);
+  it omits jaw and eyes, whose offsets below are approximations.
 * Unity ``HumanBodyBones`` (Unity scripting reference), VRM 1.0 humanoid bones
   (``VRMC_vrm-1.0/humanoid.md``), Mixamo rig names (``mixamorig:`` prefix).
 * Axes: ours are right-handed, +Y up, avatar facing +Z, metres (SMPL-X and glTF). Unity is left-handed
@@ -120,8 +119,8 @@ def _joint_mirror_perm() -> tuple[int, ...]:
 #: Joint index of each joint's mirror twin (left <-> right).
 JOINT_MIRROR: tuple[int, ...] = _joint_mirror_perm()
 
-# Approximate parent-relative offsets (metres) of joints mannequin-x omits, on the SMPL-X neutral mean
-# shape: jaw sits below and in front of the head joint, eyes in front of it.
+# Approximate parent-relative offsets (metres) of joints mannequin-x omits: the jaw sits below and in
+# front of the head joint, the eyes in front of and above it.
 _EXTRA_OFFSETS = {
     "jaw": (0.0, -0.015, 0.045),
     "left_eye_smplhf": (0.031, 0.065, 0.085),
@@ -130,24 +129,39 @@ _EXTRA_OFFSETS = {
 
 
 @functools.lru_cache(maxsize=1)
+def _wooden_skeleton() -> tuple[np.ndarray, float]:
+    with resources.files("mannequin").joinpath("assets/wooden.npz").open("rb") as f:
+        z = np.load(f)
+        joints = z["skin_source_joint_positions"].astype(np.float64)
+        floor = float(z["vertices"][:, 1].min())
+    return joints, floor
+
+
+def floor_lift() -> float:
+    """Metres added to the mannequin's Y so that its soles touch ``y = 0`` (the rest pose stands on the floor)."""
+    return -_wooden_skeleton()[1]
+
+
+@functools.lru_cache(maxsize=1)
 def rest_joint_positions() -> np.ndarray:
-    """SMPL-X neutral mean-shape rest (T-pose, flat hands) joint positions.
+    """Rest pose (T-pose, flat hands) joint positions of our reference body, standing on ``y = 0``.
 
     Returns:
         ``[55, 3]`` float32, metres, +Y up, facing +Z, in :data:`SMPLX_JOINT_NAMES` order.
-    Source: ``mannequin-x`` ``smplx_calibration.npz`` (``joint_rest``; 54 rows = SMPL-X without jaw and
-    eyes, plus zero-length ``L_Hand``/``R_Hand`` after the wrists); jaw/eyes from ``_EXTRA_OFFSETS``.
+    Source: the skeleton the ``mannequin-x`` wooden mannequin is skinned to (``assets/wooden.npz``,
+    ``skin_source_joint_positions``, Apache-2.0): SMPL-X proportions, left/right symmetric, 1.73 m tall.
+    Its 54 rows are SMPL-X without jaw and eyes plus zero-length ``L_Hand``/``R_Hand`` after the wrists;
+    jaw and eyes come from ``_EXTRA_OFFSETS``. The GLB mesh, the BVH offsets and forward kinematics all use
+    this one skeleton.
     """
-    with resources.files("mannequin").joinpath("assets/smplx_calibration.npz").open("rb") as f:
-        rest = np.load(f)["joint_rest"].astype(np.float64)
-    body = rest[:22]              # pelvis .. right_wrist
-    fingers = rest[24:54]         # L_Index1 .. R_Thumb3 (after L_Hand, R_Hand)
+    src, _ = _wooden_skeleton()
     out = np.zeros((NUM_JOINTS, 3))
-    out[:22] = body
-    out[25:] = fingers
+    out[:22] = src[:22]           # pelvis .. right_wrist
+    out[25:] = src[24:54]         # L_Index1 .. R_Thumb3 (after L_Hand, R_Hand)
     head = out[JOINT_INDEX["head"]]
     for name, off in _EXTRA_OFFSETS.items():
         out[JOINT_INDEX[name]] = head + np.asarray(off)
+    out[:, 1] += floor_lift()
     return out.astype(np.float32)
 
 

@@ -110,7 +110,7 @@ def test_hierarchy_and_units(path, clip):
     (lambda t: t.replace("Frames: 40", "Frames: 41"), "values"),
     (lambda t: t.replace("Frame Time:", "Frame Tim:"), "Time"),
     (lambda t: t.replace("CHANNELS 3 Zrotation", "CHANNELS 3 Wrotation", 1), "unknown channel"),
-    (lambda t: t[: t.index("MOTION") // 2], "end of file"),
+    (lambda t: t[: t.rindex("\n", 0, t.index("MOTION") // 2) + 1], "end of file"),  # cut at a line end
     (lambda t: t.replace("OFFSET 0.", "OFFSET x.", 1), "number"),
     (lambda t: t[:-20] + " abc\n", "not a number|values"),
     (lambda t: t.replace("Frame Time: 0.0333", "Frame Time: -0.0333"), "positive"),
