@@ -46,7 +46,7 @@ from motion.conventions import (
 )
 from motion.errors import ChatAnyoneError
 
-from ._atomic import atomic_output
+from motion.fileio import atomic_output
 
 CM_PER_M = 100.0
 _DECIMALS = 6

@@ -45,7 +45,7 @@ from motion.conventions import (
 )
 from motion.errors import ChatAnyoneError
 
-from ._atomic import atomic_output
+from motion.fileio import atomic_output
 
 BONE_NAME_OPTIONS = ("smplx", "mixamo")
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import numpy as np
 
 from .conventions import ARKIT_NAMES, NUM_ARKIT, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from .errors import ClipError
+from .fileio import atomic_output
 from .rotations import canonical_quat, slerp_resample
 
 FORMAT_VERSION = 1
@@ -149,18 +149,16 @@ class MotionClip:
         }
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the ``.npz`` atomically (temporary file in the same folder, then rename)."""
+        """Write the ``.npz`` atomically (:func:`motion.fileio.atomic_output`); returns the path.
+
+        Raises:
+            ChatAnyoneError: the folder is missing or not writable.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_suffix(".npz")
-        fd, tmp = tempfile.mkstemp(suffix=".npz", dir=path.parent, prefix=f".{path.stem}.")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez_compressed(f, **self.to_npz_dict())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_output(path) as tmp, open(tmp, "wb") as f:
+            np.savez_compressed(f, **self.to_npz_dict())
         return path
 
     @classmethod

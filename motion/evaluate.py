@@ -14,13 +14,11 @@ Rows (each next to simple baselines):
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .clip import MotionClip
 from .conventions import ARKIT_INDEX, ARKIT_MOUTH, JOINT_INDEX, SMPLX_JOINT_NAMES
 from .rotations import quat_to_axis_angle
 

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from .audio import SAMPLE_RATE, load_audio
 from .checkpoint import StageModels, load_models
 from .clip import MotionClip
-from .conventions import (ARKIT_MOUTH, BODY_STAGE_JOINTS, EYE_JOINTS, HEAD_JOINTS, NUM_ARKIT)
+from .conventions import ARKIT_MOUTH, BODY_STAGE_JOINTS, EYE_JOINTS, HEAD_JOINTS
 from .errors import AudioError, ChatAnyoneError
 from .face_idle import FaceIdleModel
 from .features import extract_features

@@ -193,7 +193,7 @@ def train_stage(model: MotionDenoiser, sampler: WindowSampler, batch_fn, steps: 
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         lr_sched.step()
-        v = float(out["loss"])
+        v = out["loss"].item()
         ema = v if ema is None else 0.98 * ema + 0.02 * v
         if step % 50 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{ema:.4f}")

@@ -10,8 +10,7 @@ import pygltflib
 import pytest
 from scipy.spatial.transform import Rotation
 
-from exporters import _atomic, glb
-from exporters._atomic import atomic_output
+from exporters import glb
 from motion import MotionClip
 from motion.conventions import ARKIT_INDEX, ARKIT_NAMES, JOINT_INDEX, SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from motion.errors import ChatAnyoneError
@@ -245,14 +244,11 @@ def test_khronos_validator(written):
 
 
 # --------------------------------------------------------------------------------------------------
-# atomic output (shared by every exporter)
+# atomic output (motion.fileio, shared by every writer; its own tests are in tests/motion/test_fileio.py)
 # --------------------------------------------------------------------------------------------------
 def test_missing_directory_is_a_user_error(tmp_path, clip):
     with pytest.raises(ChatAnyoneError, match="does not exist"):
         glb.write(clip, tmp_path / "nope" / "clip.glb")
-    with pytest.raises(ChatAnyoneError, match="folder"):
-        with atomic_output(tmp_path):
-            pass
 
 
 def test_failure_mid_write_leaves_nothing(tmp_path, clip, monkeypatch):
@@ -266,24 +262,3 @@ def test_failure_mid_write_leaves_nothing(tmp_path, clip, monkeypatch):
         glb.write(clip, tmp_path / "clip.glb")
     monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []
-
-
-def test_atomic_output_replaces_only_on_success(tmp_path):
-    target = tmp_path / "f.txt"
-    target.write_text("old")
-    with pytest.raises(KeyboardInterrupt):
-        with atomic_output(target) as tmp:
-            assert tmp.parent == tmp_path and tmp.name.startswith(".")
-            tmp.write_text("half")
-            raise KeyboardInterrupt
-    assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
-    with atomic_output(target) as tmp:
-        tmp.write_text("new")
-    assert target.read_text() == "new" and sorted(tmp_path.iterdir()) == [target]
-
-
-def test_unwritable_directory(tmp_path, monkeypatch):
-    monkeypatch.setattr(_atomic.os, "access", lambda *a, **k: False)
-    with pytest.raises(ChatAnyoneError, match="not writable"):
-        with atomic_output(tmp_path / "x.glb"):
-            pass

@@ -1,4 +1,4 @@
-"""Atomic file output shared by every exporter: a failure never leaves a partial file behind.
+"""Atomic file output shared by MotionClip.save and every exporter: a failure never leaves a partial file.
 
 The writer receives a hidden temporary path in the destination folder (same file system, so the final
 ``os.replace`` is an atomic rename on POSIX and Windows) and writes the whole file there.
@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from motion.errors import ChatAnyoneError
+from .errors import ChatAnyoneError
 
 
 def _check_destination(path: Path) -> None:

@@ -1,0 +1,45 @@
+"""Atomic output: a failure never leaves a partial or temporary file."""
+import os
+
+import pytest
+
+from motion import fileio
+from motion.errors import ChatAnyoneError
+from motion.fileio import atomic_output
+
+
+def test_atomic_output_replaces_only_on_success(tmp_path):
+    target = tmp_path / "f.txt"
+    target.write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with atomic_output(target) as tmp:
+            assert tmp.parent == tmp_path and tmp.name.startswith(".")
+            tmp.write_text("half")
+            raise KeyboardInterrupt
+    assert target.read_text() == "old" and sorted(tmp_path.iterdir()) == [target]
+    with atomic_output(target) as tmp:
+        tmp.write_text("new")
+    assert target.read_text() == "new" and sorted(tmp_path.iterdir()) == [target]
+
+
+def test_unwritable_directory(tmp_path, monkeypatch):
+    monkeypatch.setattr(fileio.os, "access", lambda *a, **k: False)
+    with pytest.raises(ChatAnyoneError, match="not writable"):
+        with atomic_output(tmp_path / "x.glb"):
+            pass
+
+
+def test_new_file_gets_umask_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        with atomic_output(tmp_path / "p.bin") as tmp:
+            tmp.write_bytes(b"x")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "p.bin").stat().st_mode & 0o777 == 0o644
+
+
+def test_folder_as_target_is_a_user_error(tmp_path):
+    with pytest.raises(ChatAnyoneError, match="folder"):
+        with atomic_output(tmp_path):
+            pass
