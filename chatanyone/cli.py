@@ -9,48 +9,34 @@ import argparse
 import sys
 from pathlib import Path
 
-FORMATS = ("npz", "glb", "bvh")
-
-
-def _write_outputs(clip, out_dir: Path, stem: str, formats: list[str]) -> list[Path]:
-    """Write ``clip`` in each format; on any failure remove what this call wrote, then re-raise."""
-    from exporters import bvh, glb
-    writers = {"npz": lambda p: clip.save(p), "glb": lambda p: glb.write(clip, p), "bvh": lambda p: bvh.write(clip, p)}
-    written: list[Path] = []
-    try:
-        for fmt in formats:
-            path = out_dir / f"{stem}.{fmt}"
-            writers[fmt](path)
-            written.append(path)
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise
-    return written
+DEFAULT_FORMATS = "npz,glb,bvh"
 
 
 def cmd_animate(a: argparse.Namespace) -> int:
+    from exporters import check_formats, export
     from motion.errors import ChatAnyoneError
     from motion.inference import Intensity, MotionGenerator
     audio = Path(a.audio)
     out_dir = Path(a.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise ChatAnyoneError(f"output path {out_dir} exists and is not a directory")
-    formats = [f.strip() for f in a.formats.split(",") if f.strip()]
-    bad = [f for f in formats if f not in FORMATS]
-    if bad or not formats:
-        raise ChatAnyoneError(f"unknown format(s) {bad}; choose from {', '.join(FORMATS)}")
+    formats = check_formats(a.formats.split(","))
     intensity = Intensity(a.expression, a.head, a.gesture)
     gen = MotionGenerator(a.checkpoint)
     clip = gen.animate_file(audio, seed=a.seed, fps=a.fps, intensity=intensity, style=a.style,
                             steps=a.steps, transcript=a.transcript, progress=not a.quiet)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = _write_outputs(clip, out_dir, audio.stem, formats)
+    written = export(clip, out_dir, audio.stem, formats)
     if not a.quiet:
         print(f"{clip.num_frames} frames at {clip.fps:g} fps ({clip.duration:.2f} s)")
         for p in written:
             print(f"wrote {p}")
     return 0
+
+
+def cmd_export(a: argparse.Namespace) -> int:
+    from exporters import cli
+    return cli.main(a.args)
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -80,10 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--style", default=None, help="style preset (a training dataset name, e.g. beat2)")
     an.add_argument("--steps", type=int, default=None, help="denoising steps (default from checkpoint)")
     an.add_argument("--transcript", default=None, help="text of the speech, if known")
-    an.add_argument("--formats", default="npz,glb,bvh", help="comma list of npz,glb,bvh (default all)")
+    an.add_argument("--formats", default=DEFAULT_FORMATS,
+                    help=f"comma list of npz, glb, vrma, bvh, csv or all (default {DEFAULT_FORMATS})")
     an.add_argument("--checkpoint", default=None, help="model .safetensors (default: shipped)")
     an.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     an.set_defaults(func=cmd_animate)
+
+    ex = sub.add_parser("export", help="MotionClip .npz -> glb, vrma, bvh, csv", add_help=False)
+    ex.add_argument("args", nargs=argparse.REMAINDER, help="see `chatanyone export --help`")
+    ex.set_defaults(func=cmd_export)
 
     tr = sub.add_parser("train", help="train the motion model from a TOML config")
     tr.add_argument("config")
@@ -99,8 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    a = parser.parse_args(argv)
+    if argv[:1] == ["export"]:  # its own parser (so that `chatanyone export --help` shows its options)
+        a = argparse.Namespace(func=cmd_export, args=argv[1:])
+    else:
+        a = parser.parse_args(argv)
     from motion.errors import ChatAnyoneError
     try:
         return int(a.func(a) or 0)

@@ -47,6 +47,8 @@ from motion.errors import ChatAnyoneError
 
 from motion.fileio import atomic_output
 
+from ._gltf import Builder, continuous_quats
+
 BONE_NAME_OPTIONS = ("smplx", "mixamo")
 
 # --------------------------------------------------------------------------------------------------
@@ -62,7 +64,6 @@ _BROW_RGB = (0.30, 0.20, 0.12)
 _LIP_RGB = (0.75, 0.30, 0.30)
 _FACE_SUBDIVISIONS = 4                    # icosphere: 2,562 vertices
 _FACE_SCALE = 1.12                        # face ellipsoid radii / mannequin head half-extents
-_SPARSE_EPS = 1e-6                        # metres: smaller displacements are stored as zero
 
 # Landmarks on the unit sphere of the face ellipsoid, for the face's LEFT side (+X); the right side is
 # the mirror image (x -> -x). The avatar looks along +Z.
@@ -230,59 +231,6 @@ def _face() -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Binary buffer helper
-# --------------------------------------------------------------------------------------------------
-_TYPES = {1: g.SCALAR, 2: g.VEC2, 3: g.VEC3, 4: g.VEC4, 16: g.MAT4}
-_CTYPES = {np.dtype(np.float32): g.FLOAT, np.dtype(np.uint8): g.UNSIGNED_BYTE,
-           np.dtype(np.uint16): g.UNSIGNED_SHORT, np.dtype(np.uint32): g.UNSIGNED_INT}
-
-
-class _Builder:
-    """Appends arrays to one binary buffer and creates their bufferViews and accessors (spec 3.6)."""
-
-    def __init__(self, gltf: g.GLTF2):
-        self.gltf = gltf
-        self.blob = bytearray()
-
-    def _view(self, data: bytes, target: int | None) -> int:
-        self.blob += b"\0" * (-len(self.blob) % 4)
-        self.gltf.bufferViews.append(g.BufferView(buffer=0, byteOffset=len(self.blob),
-                                                  byteLength=len(data), target=target))
-        self.blob += data
-        return len(self.gltf.bufferViews) - 1
-
-    def accessor(self, arr: np.ndarray, *, target: int | None = None, minmax: bool = False,
-                 ncomp: int | None = None) -> int:
-        arr = np.ascontiguousarray(arr)
-        ncomp = ncomp or (1 if arr.ndim == 1 else int(np.prod(arr.shape[1:])))
-        flat = arr.reshape(len(arr), ncomp)
-        acc = g.Accessor(bufferView=self._view(arr.tobytes(), target), componentType=_CTYPES[arr.dtype],
-                         count=len(arr), type=_TYPES[ncomp])
-        if minmax:
-            acc.min, acc.max = flat.min(0).tolist(), flat.max(0).tolist()
-        self.gltf.accessors.append(acc)
-        return len(self.gltf.accessors) - 1
-
-    def sparse_vec3(self, values: np.ndarray) -> int:
-        """A VEC3 float accessor of zeros except where ``values [N, 3]`` is non-zero (spec 3.6.2.3)."""
-        values = values.astype(np.float32)
-        nz = np.flatnonzero(np.abs(values).max(1) > _SPARSE_EPS)
-        dense = np.zeros_like(values)
-        dense[nz] = values[nz]
-        idx_dtype = np.uint16 if len(values) < 65536 else np.uint32
-        acc = g.Accessor(byteOffset=None, componentType=g.FLOAT, count=len(values), type=g.VEC3,
-                         min=dense.min(0).tolist(), max=dense.max(0).tolist())
-        if len(nz):
-            iv = self._view(nz.astype(idx_dtype).tobytes(), None)
-            vv = self._view(dense[nz].tobytes(), None)
-            acc.sparse = g.Sparse(count=len(nz),
-                                  indices=g.AccessorSparseIndices(bufferView=iv, componentType=_CTYPES[np.dtype(idx_dtype)]),
-                                  values=g.AccessorSparseValues(bufferView=vv))
-        self.gltf.accessors.append(acc)
-        return len(self.gltf.accessors) - 1
-
-
-# --------------------------------------------------------------------------------------------------
 # Writer
 # --------------------------------------------------------------------------------------------------
 def _joint_names(bone_names: str) -> list[str]:
@@ -291,17 +239,6 @@ def _joint_names(bone_names: str) -> list[str]:
     if bone_names == "mixamo":
         return [SMPLX_TO_MIXAMO[n] or n for n in SMPLX_JOINT_NAMES]
     raise ChatAnyoneError(f"bone_names must be one of {BONE_NAME_OPTIONS}, got {bone_names!r}")
-
-
-def _continuous_quats(q: np.ndarray) -> np.ndarray:
-    """Flip signs along time (``[T, J, 4]``) so consecutive keys are in the same hemisphere, as LINEAR
-    quaternion interpolation expects (spec 3.11.2, "Interpolation")."""
-    q = np.array(q, dtype=np.float64)
-    for t in range(1, len(q)):
-        flip = (q[t] * q[t - 1]).sum(-1) < 0
-        q[t, flip] *= -1
-    q /= np.linalg.norm(q, axis=-1, keepdims=True)
-    return q.astype(np.float32)
 
 
 def build(clip: MotionClip, *, bone_names: str = "smplx") -> g.GLTF2:
@@ -319,7 +256,7 @@ def build(clip: MotionClip, *, bone_names: str = "smplx") -> g.GLTF2:
     gltf = g.GLTF2(asset=g.Asset(version="2.0", generator="ChatAnyone Bridge exporters.glb"))
     gltf.extras = {"chatanyone": {"fps": clip.fps, "bone_names": bone_names,
                                   "meta": json.loads(json.dumps(clip.meta, default=str))}}
-    b = _Builder(gltf)
+    b = Builder(gltf)
 
     # Skeleton nodes 0..54 (spec 3.5): identity rest rotations, parent-relative translations.
     P = body["joints"]
@@ -387,7 +324,7 @@ def build(clip: MotionClip, *, bone_names: str = "smplx") -> g.GLTF2:
         anim.channels.append(g.AnimationChannel(sampler=len(anim.samplers) - 1,
                                                 target=g.AnimationChannelTarget(node=node, path=path)))
 
-    q = _continuous_quats(clip.rotations)
+    q = continuous_quats(clip.rotations)
     for j in range(NUM_JOINTS):
         channel(j, "rotation", b.accessor(np.ascontiguousarray(q[:, j])))
     root = (P[0] + clip.translation.astype(np.float64)).astype(np.float32)
@@ -395,8 +332,7 @@ def build(clip: MotionClip, *, bone_names: str = "smplx") -> g.GLTF2:
     channel(face_node, "weights", b.accessor(np.ascontiguousarray(clip.face, dtype=np.float32).reshape(-1)))
     gltf.animations.append(anim)
 
-    gltf.buffers = [g.Buffer(byteLength=len(b.blob))]
-    gltf.set_binary_blob(bytes(b.blob))
+    b.finish()
     return gltf
 
 

@@ -127,3 +127,10 @@ def test_console_script_runs():
     r = subprocess.run([sys.executable, "-m", "chatanyone.cli", "animate", "/nonexistent.wav"],
                        capture_output=True, text=True)
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "nonexistent.wav" in r.stderr
+
+
+def test_export_subcommand_converts_a_clip(animated, tmp_path, capsys):
+    assert main(["export", str(animated / "cmu_arctic_a0007.npz"), "-f", "csv,vrma", "-o", str(tmp_path), "-q"]) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cmu_arctic_a0007.csv", "cmu_arctic_a0007.vrma"]
+    assert main(["export", str(tmp_path / "missing.npz")]) == 2
+    assert "no such file" in capsys.readouterr().err

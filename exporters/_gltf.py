@@ -1,0 +1,75 @@
+"""glTF 2.0 helpers shared by the GLB and VRM Animation (.vrma) writers.
+
+Sections cited as "spec 3.x" are those of the glTF 2.0 specification (Khronos).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pygltflib as g
+
+_TYPES = {1: g.SCALAR, 2: g.VEC2, 3: g.VEC3, 4: g.VEC4, 16: g.MAT4}
+_CTYPES = {np.dtype(np.float32): g.FLOAT, np.dtype(np.uint8): g.UNSIGNED_BYTE,
+           np.dtype(np.uint16): g.UNSIGNED_SHORT, np.dtype(np.uint32): g.UNSIGNED_INT}
+SPARSE_EPS = 1e-6                         # smaller sparse values are stored as zero
+
+
+class Builder:
+    """Appends arrays to one binary buffer and creates their bufferViews and accessors (spec 3.6)."""
+
+    def __init__(self, gltf: g.GLTF2):
+        self.gltf = gltf
+        self.blob = bytearray()
+
+    def _view(self, data: bytes, target: int | None) -> int:
+        self.blob += b"\0" * (-len(self.blob) % 4)
+        self.gltf.bufferViews.append(g.BufferView(buffer=0, byteOffset=len(self.blob),
+                                                  byteLength=len(data), target=target))
+        self.blob += data
+        return len(self.gltf.bufferViews) - 1
+
+    def accessor(self, arr: np.ndarray, *, target: int | None = None, minmax: bool = False,
+                 ncomp: int | None = None) -> int:
+        """An accessor over ``arr`` (``[count]`` or ``[count, ...]``; float32/uint8/uint16/uint32)."""
+        arr = np.ascontiguousarray(arr)
+        ncomp = ncomp or (1 if arr.ndim == 1 else int(np.prod(arr.shape[1:])))
+        flat = arr.reshape(len(arr), ncomp)
+        acc = g.Accessor(bufferView=self._view(arr.tobytes(), target), componentType=_CTYPES[arr.dtype],
+                         count=len(arr), type=_TYPES[ncomp])
+        if minmax:
+            acc.min, acc.max = flat.min(0).tolist(), flat.max(0).tolist()
+        self.gltf.accessors.append(acc)
+        return len(self.gltf.accessors) - 1
+
+    def sparse_vec3(self, values: np.ndarray) -> int:
+        """A VEC3 float accessor of zeros except where ``values [N, 3]`` is non-zero (spec 3.6.2.3)."""
+        values = values.astype(np.float32)
+        nz = np.flatnonzero(np.abs(values).max(1) > SPARSE_EPS)
+        dense = np.zeros_like(values)
+        dense[nz] = values[nz]
+        idx_dtype = np.uint16 if len(values) < 65536 else np.uint32
+        acc = g.Accessor(byteOffset=None, componentType=g.FLOAT, count=len(values), type=g.VEC3,
+                         min=dense.min(0).tolist(), max=dense.max(0).tolist())
+        if len(nz):
+            iv = self._view(nz.astype(idx_dtype).tobytes(), None)
+            vv = self._view(dense[nz].tobytes(), None)
+            acc.sparse = g.Sparse(count=len(nz),
+                                  indices=g.AccessorSparseIndices(bufferView=iv, componentType=_CTYPES[np.dtype(idx_dtype)]),
+                                  values=g.AccessorSparseValues(bufferView=vv))
+        self.gltf.accessors.append(acc)
+        return len(self.gltf.accessors) - 1
+
+    def finish(self) -> None:
+        """Declare the single binary buffer and attach the blob (call once, after the last accessor)."""
+        self.gltf.buffers = [g.Buffer(byteLength=len(self.blob))]
+        self.gltf.set_binary_blob(bytes(self.blob))
+
+
+def continuous_quats(q: np.ndarray) -> np.ndarray:
+    """Flip signs along time (axis 0 of ``[T, ..., 4]``) so consecutive keys are in the same hemisphere,
+    as LINEAR quaternion interpolation expects (spec 3.11.2, "Interpolation"); returns unit float32."""
+    q = np.array(q, dtype=np.float64)
+    if len(q) > 1:
+        step = np.where((q[1:] * q[:-1]).sum(-1) < 0, -1.0, 1.0)   # flip of t relative to t-1
+        q[1:] *= np.cumprod(step, axis=0)[..., None]
+    q /= np.linalg.norm(q, axis=-1, keepdims=True)
+    return q.astype(np.float32)

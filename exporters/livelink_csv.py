@@ -1,0 +1,288 @@
+"""Live Link Face CSV export and import (the take files the Live Link Face iPhone app records).
+
+Layout (as the app writes it; checked against ``neurosync_face_only/livelinkface_60fps_no_audio.csv``)::
+
+    Timecode,BlendshapeCount,EyeBlinkLeft,...,TongueOut,HeadYaw,HeadPitch,HeadRoll,LeftEyeYaw,...,RightEyeRoll
+    19:18:11:20.002,61,0.0374431610,...
+
+* **Columns** (:data:`LIVELINK_CSV_COLUMNS`): ``Timecode``, ``BlendshapeCount`` (always 61), the 52 ARKit
+  blendshapes in UpperCamel (``EyeBlinkLeft``), then ``HeadYaw, HeadPitch, HeadRoll, LeftEyeYaw,
+  LeftEyePitch, LeftEyeRoll, RightEyeYaw, RightEyePitch, RightEyeRoll``. The blendshape order is Apple's
+  (:data:`motion.conventions.ARKIT_NAMES`) except that the app lists ``JawRight`` before ``JawLeft`` and
+  ``MouthRight`` before ``MouthLeft``; we write that exact order, and the reader maps columns **by name**
+  (case-insensitive), so any order reads correctly.
+* **Values**: weights in [0, 1]; angles in radians; 10 decimals, as the app writes them. Line ends ``\\n``.
+* **Timecode** ``HH:MM:SS:FF.mmm``: ``FF`` is the frame within the second at the nominal rate
+  ``round(fps)`` (0..59 at 60 fps) and ``mmm`` the sub-frame in thousandths of a frame. We write frame ``i``
+  at ``meta["audio_offset_s"] + i / fps`` seconds (0 when the clip has no offset), so timecodes line up with
+  the clip's audio file. Drop-frame timecode (29.97) is not written: 29.97 fps writes nominal rate 30.
+* **Head and eyes** (axis/sign convention: :func:`motion.datasets.livelink_angles_to_quat`, whose exact
+  inverse is :func:`quat_to_livelink_angles`): Live Link yaw > 0 turns/looks to the face's **right**
+  (our rotation ``-yaw`` about +Y), pitch > 0 looks **down** (``+pitch`` about +X), roll ``-roll`` about
+  +Z, composed intrinsic Y, X, Z. ``Head*`` is the neck and head joints composed
+  (``R_neck @ R_head``: the head's rotation relative to the upper chest; :func:`motion.datasets.load_neurosync`
+  splits it back 40/60 between neck and head); ``LeftEye*``/``RightEye*`` come from
+  ``left_eye_smplhf``/``right_eye_smplhf``. Body, fingers and root translation are not part of the format.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from motion.clip import MotionClip
+from motion.conventions import ARKIT_NAMES, JOINT_INDEX, arkit_upper_camel
+from motion.datasets import LIVELINK_EYE_COLUMNS, LIVELINK_HEAD_COLUMNS
+from motion.errors import ChatAnyoneError
+from motion.fileio import atomic_output
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------
+#: Live Link Face lists these pairs swapped relative to Apple's order.
+_LIVELINK_SWAPS = {"jawLeft": "jawRight", "jawRight": "jawLeft", "mouthLeft": "mouthRight", "mouthRight": "mouthLeft"}
+#: The 52 ARKit names (lowerCamel) in the order of the Live Link Face CSV columns.
+LIVELINK_BLENDSHAPE_ORDER: tuple[str, ...] = tuple(_LIVELINK_SWAPS.get(n, n) for n in ARKIT_NAMES)
+#: Every column of the file, in order (63 = Timecode, BlendshapeCount, 52 blendshapes, 9 angles).
+LIVELINK_CSV_COLUMNS: tuple[str, ...] = (
+    ("Timecode", "BlendshapeCount") + tuple(arkit_upper_camel(n) for n in LIVELINK_BLENDSHAPE_ORDER)
+    + LIVELINK_HEAD_COLUMNS + LIVELINK_EYE_COLUMNS)
+BLENDSHAPE_COUNT = 61                    # 52 blendshapes + 9 head/eye angles
+_DECIMALS = 10
+_STANDARD_RATES = (24, 25, 30, 48, 50, 60, 72, 90, 100, 120)
+_TIMECODE = re.compile(r"^(\d+)[:;](\d{1,2})[:;](\d{1,2})[:;.](\d+)(?:\.(\d+))?$")
+_BY_ARKIT = np.array([ARKIT_NAMES.index(n) for n in LIVELINK_BLENDSHAPE_ORDER])
+
+
+class LiveLinkTake(NamedTuple):
+    """What :func:`read` returns (a tuple: ``face, head, eyes, fps, timecodes = read(path)``).
+
+    Attributes:
+        face: ``[T, 52]`` float32 ARKit weights in [0, 1], :data:`motion.conventions.ARKIT_NAMES` order.
+        head: ``[T, 3]`` float32 radians ``(HeadYaw, HeadPitch, HeadRoll)``.
+        eyes: ``[T, 6]`` float32 radians ``(LeftEyeYaw, LeftEyePitch, LeftEyeRoll, RightEyeYaw,
+            RightEyePitch, RightEyeRoll)``.
+        fps: frame rate (float), see :func:`read`.
+        timecodes: ``[T]`` the ``Timecode`` cells as written (``"HH:MM:SS:FF.mmm"``); convert with
+            :func:`timecode_seconds`.
+    """
+
+    face: np.ndarray
+    head: np.ndarray
+    eyes: np.ndarray
+    fps: float
+    timecodes: list[str]
+
+
+# --------------------------------------------------------------------------------------------------
+# Angles
+# --------------------------------------------------------------------------------------------------
+def quat_to_livelink_angles(q: np.ndarray) -> np.ndarray:
+    """Our local rotation quaternions ``[..., 4]`` (xyzw) -> Live Link ``(yaw, pitch, roll)`` ``[..., 3]``
+    float64 radians; the exact inverse of :func:`motion.datasets.livelink_angles_to_quat` for pitch in
+    [-pi/2, pi/2] (yaw = -angle about +Y, pitch = +angle about +X, roll = -angle about +Z, intrinsic YXZ).
+    """
+    q = np.asarray(q, np.float64)
+    e = Rotation.from_quat(q.reshape(-1, 4)).as_euler("YXZ").reshape(*q.shape[:-1], 3)
+    return np.stack([-e[..., 0], e[..., 1], -e[..., 2]], axis=-1)
+
+
+def head_eye_angles(clip: MotionClip) -> tuple[np.ndarray, np.ndarray]:
+    """``(head [T, 3], eyes [T, 6])`` float64 Live Link angles (radians) of ``clip``: head from the neck
+    and head joints composed, eyes from the eye joints (see the module docstring)."""
+    r = clip.rotations.astype(np.float64)
+    neck = Rotation.from_quat(r[:, JOINT_INDEX["neck"]])
+    head = Rotation.from_quat(r[:, JOINT_INDEX["head"]])
+    head_angles = quat_to_livelink_angles((neck * head).as_quat())
+    eyes = np.concatenate([quat_to_livelink_angles(r[:, JOINT_INDEX["left_eye_smplhf"]]),
+                           quat_to_livelink_angles(r[:, JOINT_INDEX["right_eye_smplhf"]])], axis=1)
+    return head_angles, eyes
+
+
+# --------------------------------------------------------------------------------------------------
+# Timecodes
+# --------------------------------------------------------------------------------------------------
+def _nominal_rate(fps: float) -> int:
+    return max(1, int(round(fps)))
+
+
+def format_timecodes(times_s: np.ndarray, fps: float) -> list[str]:
+    """Seconds ``[T]`` -> ``"HH:MM:SS:FF.mmm"`` at nominal rate ``round(fps)`` (hours wrap at 24)."""
+    rate = _nominal_rate(fps)
+    milli = np.rint(np.asarray(times_s, np.float64) * rate * 1000).astype(np.int64)   # thousandths of frames
+    frames, sub = np.divmod(milli, 1000)
+    secs, ff = np.divmod(frames, rate)
+    hh, rem = np.divmod(secs, 3600)
+    mm, ss = np.divmod(rem, 60)
+    return [f"{h % 24:02d}:{m:02d}:{s:02d}:{f:02d}.{u:03d}" for h, m, s, f, u in zip(
+        hh.tolist(), mm.tolist(), ss.tolist(), ff.tolist(), sub.tolist())]
+
+
+def timecode_seconds(timecode: str, fps: float) -> float:
+    """``"HH:MM:SS:FF.mmm"`` -> seconds since 00:00:00:00 at nominal rate ``round(fps)``.
+
+    Raises:
+        ChatAnyoneError: not a timecode.
+    """
+    m = _TIMECODE.match(timecode.strip())
+    if not m:
+        raise ChatAnyoneError(f"not a Live Link timecode (HH:MM:SS:FF.mmm): {timecode!r}")
+    h, mi, s, f = (int(m.group(k)) for k in range(1, 5))
+    sub = float("0." + m.group(5)) if m.group(5) else 0.0
+    return h * 3600 + mi * 60 + s + (f + sub) / _nominal_rate(fps)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writing
+# --------------------------------------------------------------------------------------------------
+def write(clip: MotionClip, path: str | os.PathLike, *, fps: float | None = None) -> Path:
+    """Write ``clip`` as a Live Link Face CSV (see the module docstring for columns, units and axes).
+
+    Args:
+        clip: ``MotionClip`` with ``T >= 1`` frames; ``face [T, 52]`` and the neck, head and eye joints of
+            ``rotations [T, 55, 4]`` are written (one row per frame).
+        path: destination ``.csv``; its folder must exist.
+        fps: output frame rate (e.g. 60, Live Link's usual rate): the clip is resampled with
+            :meth:`MotionClip.resample` (linear face, slerp rotations); ``None`` keeps ``clip.fps``.
+    Returns:
+        The written path.
+    Raises:
+        ChatAnyoneError: ``clip`` is not a MotionClip or is empty, ``fps`` is not positive, or the
+            destination is missing/unwritable. Written atomically: no partial file on failure.
+    """
+    if not isinstance(clip, MotionClip):
+        raise ChatAnyoneError(f"livelink_csv.write needs a MotionClip, got {type(clip).__name__}")
+    if clip.num_frames < 1:
+        raise ChatAnyoneError("cannot export an empty clip (0 frames) to a Live Link CSV")
+    if fps is not None:
+        clip = clip.resample(fps)              # ClipError (a ChatAnyoneError) on a bad fps
+    path = Path(path)
+    text = _csv_text(clip)
+    with atomic_output(path) as tmp:
+        with open(tmp, "w", encoding="ascii", newline="\n") as f:
+            f.write(text)
+    return path
+
+
+def _csv_text(clip: MotionClip) -> str:
+    T = clip.num_frames
+    head, eyes = head_eye_angles(clip)
+    values = np.concatenate([clip.face[:, _BY_ARKIT].astype(np.float64), head, eyes], axis=1)
+    buf = io.StringIO()
+    np.savetxt(buf, values, fmt=f"%.{_DECIMALS}f", delimiter=",")
+    rows = buf.getvalue().splitlines()
+    offset = float(clip.meta.get("audio_offset_s", 0.0) or 0.0)
+    tcs = format_timecodes(offset + np.arange(T) / clip.fps, clip.fps)
+    prefix = f",{BLENDSHAPE_COUNT},"
+    return ",".join(LIVELINK_CSV_COLUMNS) + "\n" + "".join(tc + prefix + r + "\n" for tc, r in zip(tcs, rows))
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------------
+def read(path: str | os.PathLike, *, fps: float | None = None) -> LiveLinkTake:
+    """Read a Live Link Face CSV (ours or the app's); columns are matched **by name**, case-insensitive.
+
+    Missing blendshape or angle columns read as 0; extra columns are ignored; blank lines are skipped.
+    Weights are clipped to [0, 1].
+
+    Args:
+        path: the ``.csv`` file.
+        fps: the take's frame rate when known. ``None`` infers it: from the timecodes when the ``FF`` field
+            rolls over within the take (rate = largest ``FF`` + 1), else from a ``<N>fps`` in the file
+            name, else the smallest common rate (24, 25, 30, 48, 50, 60, ...) above the largest ``FF``
+            (60 when there is no Timecode column).
+    Returns:
+        :class:`LiveLinkTake` ``(face [T, 52], head [T, 3], eyes [T, 6], fps, timecodes [T])``.
+    Raises:
+        ChatAnyoneError: missing/unreadable file, no ARKit columns, no frames, a row with the wrong
+            number of cells, a non-numeric or non-finite value, or a malformed timecode (the message says
+            which line and column).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ChatAnyoneError(f"{path}: no such Live Link CSV file")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [r for r in csv.reader(f)]
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise ChatAnyoneError(f"{path}: not a readable CSV file ({e.__class__.__name__})") from None
+    if not rows:
+        raise ChatAnyoneError(f"{path}: empty file")
+    header = [h.strip() for h in rows[0]]
+    col = {h.lower(): i for i, h in enumerate(header)}
+    body = []
+    for line, r in enumerate(rows[1:], start=2):
+        if not r or all(not c.strip() for c in r):
+            continue
+        if len(r) != len(header):
+            raise ChatAnyoneError(f"{path}: line {line} has {len(r)} cells, the header has {len(header)}")
+        body.append(r)
+    face_cols = [col.get(arkit_upper_camel(n).lower()) for n in ARKIT_NAMES]
+    if all(c is None for c in face_cols):
+        raise ChatAnyoneError(f"{path}: no ARKit blendshape columns (EyeBlinkLeft, ...) in the header")
+    if not body:
+        raise ChatAnyoneError(f"{path}: no frames")
+    T = len(body)
+
+    def numbers(names) -> np.ndarray:
+        out = np.zeros((T, len(names)), np.float64)
+        for j, c in enumerate(names):
+            if c is None:
+                continue
+            try:
+                out[:, j] = [float(r[c]) for r in body]
+            except ValueError:
+                bad = next(k for k, r in enumerate(body) if not _is_float(r[c]))
+                raise ChatAnyoneError(f"{path}: non-numeric value {body[bad][c]!r} in column {header[c]} "
+                                      f"(data row {bad + 1})") from None
+            if not np.isfinite(out[:, j]).all():
+                raise ChatAnyoneError(f"{path}: non-finite value in column {header[c]}")
+        return out
+
+    face = np.clip(numbers(face_cols), 0.0, 1.0).astype(np.float32)
+    head = numbers([col.get(n.lower()) for n in LIVELINK_HEAD_COLUMNS]).astype(np.float32)
+    eyes = numbers([col.get(n.lower()) for n in LIVELINK_EYE_COLUMNS]).astype(np.float32)
+    tc_col = col.get("timecode")
+    timecodes = [r[tc_col].strip() for r in body] if tc_col is not None else [""] * T
+    if fps is None:
+        fps = _infer_fps(path, timecodes if tc_col is not None else None)
+    else:
+        fps = float(fps)
+        if not np.isfinite(fps) or fps <= 0:
+            raise ChatAnyoneError(f"fps must be a positive number, got {fps}")
+    return LiveLinkTake(face, head, eyes, float(fps), timecodes)
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def _infer_fps(path: Path, timecodes: list[str] | None) -> float:
+    frames: list[int] = []
+    if timecodes is not None:
+        for k, tc in enumerate(timecodes):
+            m = _TIMECODE.match(tc)
+            if not m:
+                raise ChatAnyoneError(f"{path}: malformed timecode {tc!r} (data row {k + 1}); "
+                                      "expected HH:MM:SS:FF.mmm")
+            frames.append(int(m.group(4)))
+    ff = np.asarray(frames, np.int64)
+    if len(ff) > 1 and (np.diff(ff) < 0).any():
+        return float(ff.max() + 1)                  # FF rolled over: the rate is exact
+    m = re.search(r"(\d+(?:\.\d+)?)\s*fps", path.name, re.IGNORECASE)
+    if m and float(m.group(1)) > 0:
+        return float(m.group(1))
+    if len(ff):
+        return float(next((r for r in _STANDARD_RATES if r > ff.max()), ff.max() + 1))
+    return 60.0

@@ -1,0 +1,235 @@
+"""VRM Animation (``.vrma``) export: a clip as humanoid-bone, expression and gaze animation for any VRM 1.0
+avatar (three-vrm's ``VRMAnimationLoaderPlugin``, UniVRM, VRM4U, ...).
+
+A ``.vrma`` is a binary glTF 2.0 file with the root extension ``VRMC_vrm_animation`` (specification:
+``vrm-c/vrm-specification``, ``specification/VRMC_vrm_animation-1.0/README.md``, cited "VRMA <section>")::
+
+    "extensionsUsed": ["VRMC_vrm_animation"],
+    "extensions": {"VRMC_vrm_animation": {
+        "specVersion": "1.0",
+        "humanoid": {"humanBones": {"hips": {"node": 0}, "spine": {"node": 3}, ...}},
+        "expressions": {"preset": {"aa": {"node": 55}, ...}, "custom": {"jawOpen": {"node": 70}, ...}},
+        "lookAt": {"node": 54, "offsetFromHeadBone": [0.0, 0.065, 0.085]}}}
+
+What the file holds:
+
+* **Humanoid** (VRMA "Humanoid"): one node per SMPL-X joint that has a VRM 1.0 humanoid bone
+  (:data:`motion.conventions.SMPLX_TO_VRM`: 53 of 55 joints, fingers, toes and ``jaw`` included), with
+  SMPL-X's parents, named after the VRM bone. ``leftEye``/``rightEye`` may not be humanoid bones in a
+  VRMA (gaze goes through LookAt), so the eye joints are not written as bones. The rest pose is the VRM
+  T-pose: identity rotations, parent-relative translations from
+  :func:`motion.conventions.rest_joint_positions` (metres, +Y up, facing +Z, feet on ``y = 0``, as VRM 1.0
+  models), so each bone's animated local rotation is the clip's quaternion unchanged. Every bone has a
+  LINEAR ``rotation`` channel (xyzw, sign-made continuous); only ``hips`` has a ``translation`` channel
+  (rest position + ``clip.translation``), as the spec requires; no scale.
+* **Expressions** (VRMA "Expressions"): one node per expression at the scene root; the expression's weight
+  is the node's animated ``translation.x`` (``y = z = 0``), in [0, 1]. Preset expressions come from the
+  ARKit weights through :data:`ARKIT_TO_VRM_EXPRESSION`; the 52 ARKit blendshapes are also written as
+  custom expressions named as in :data:`motion.conventions.ARKIT_NAMES` (lowerCamel ``jawOpen``: the
+  "perfect sync" names of VRM 1.0 avatars). ``lookUp/Down/Left/Right`` are not written (the spec forbids
+  them; gaze is LookAt). Caution: an avatar that has *both* presets and ARKit custom expressions applies
+  both; pass ``expressions="preset"`` or ``"arkit"`` to write one set.
+* **LookAt** (VRMA "LookAt"): a node named ``lookAt``, child of the head bone, at the midpoint of the eyes
+  (``offsetFromHeadBone``); its animated local rotation is the gaze: the normalised mean of the two eye
+  joints' rotations (relative to the head, rest gaze +Z). Readers take yaw about Y and pitch about X from
+  it (extrinsic ZXY); roll is ignored. Positive yaw looks to the avatar's left (+X).
+* **Animation** (glTF spec 3.11): one animation, LINEAR samplers, key times ``frame / clip.fps`` seconds
+  (the VRMA spec recommends 30 fps, the model's rate).
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pygltflib as g
+
+from motion.clip import MotionClip
+from motion.conventions import (
+    ARKIT_INDEX, ARKIT_NAMES, JOINT_INDEX, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_PARENTS,
+    SMPLX_TO_VRM, rest_joint_positions,
+)
+from motion.errors import ChatAnyoneError
+from motion.fileio import atomic_output
+
+from ._gltf import Builder, continuous_quats
+
+EXTENSION = "VRMC_vrm_animation"
+SPEC_VERSION = "1.0"
+EXPRESSION_OPTIONS = ("all", "preset", "arkit")
+
+# --------------------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------------------
+#: ARKit-52 -> VRM 1.0 preset expressions: ``weight(preset) = clip(sum(coef * face[arkit]), 0, 1)``.
+#: VRM visemes are the Japanese vowels: aa = あ (open, unrounded), ih = い (spread, nearly closed),
+#: ou = う (rounded, small), ee = え (spread, half open), oh = お (rounded, open). Negative coefficients
+#: keep the open vowel from firing on rounded shapes. ``relaxed`` and ``neutral`` have no ARKit evidence
+#: and are not written; ``lookUp/Down/Left/Right`` are forbidden in VRMA (gaze is LookAt).
+ARKIT_TO_VRM_EXPRESSION: dict[str, dict[str, float]] = {
+    "aa": {"jawOpen": 1.0, "mouthFunnel": -0.5, "mouthPucker": -0.5},
+    "ih": {"mouthStretchLeft": 0.5, "mouthStretchRight": 0.5, "mouthSmileLeft": 0.25, "mouthSmileRight": 0.25},
+    "ou": {"mouthPucker": 1.0, "mouthFunnel": 0.3},
+    "ee": {"mouthSmileLeft": 0.35, "mouthSmileRight": 0.35, "mouthStretchLeft": 0.25, "mouthStretchRight": 0.25,
+           "jawOpen": 0.3},
+    "oh": {"mouthFunnel": 0.6, "jawOpen": 0.4},
+    "blink": {"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5},
+    "blinkLeft": {"eyeBlinkLeft": 1.0},           # both: the face's own left, as ARKit
+    "blinkRight": {"eyeBlinkRight": 1.0},
+    "happy": {"mouthSmileLeft": 0.5, "mouthSmileRight": 0.5},
+    "angry": {"browDownLeft": 0.4, "browDownRight": 0.4, "noseSneerLeft": 0.1, "noseSneerRight": 0.1},
+    "sad": {"mouthFrownLeft": 0.3, "mouthFrownRight": 0.3, "browInnerUp": 0.4},
+    "surprised": {"eyeWideLeft": 0.25, "eyeWideRight": 0.25, "browOuterUpLeft": 0.25, "browOuterUpRight": 0.25},
+}
+#: VRM 1.0 preset expression names a VRMA may animate (VRMA "Expressions": all presets but lookUp/Down/Left/Right).
+VRMA_PRESETS = ("happy", "angry", "sad", "relaxed", "surprised", "aa", "ih", "ou", "ee", "oh",
+                "blink", "blinkLeft", "blinkRight", "neutral")
+#: SMPL-X joints written as humanoid bones (all with a VRM bone except the eyes, which VRMA forbids).
+_BONE_JOINTS = tuple(j for j, n in enumerate(SMPLX_JOINT_NAMES)
+                     if SMPLX_TO_VRM.get(n) and SMPLX_TO_VRM[n] not in ("leftEye", "rightEye"))
+_EYES = (JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"])
+
+
+def expression_matrix() -> tuple[list[str], np.ndarray]:
+    """``(preset names, M [52, P] float64)`` with ``presets = clip(face @ M, 0, 1)``."""
+    names = list(ARKIT_TO_VRM_EXPRESSION)
+    m = np.zeros((NUM_ARKIT, len(names)))
+    for p, (name, mix) in enumerate(ARKIT_TO_VRM_EXPRESSION.items()):
+        assert name in VRMA_PRESETS, name
+        for arkit, coef in mix.items():
+            m[ARKIT_INDEX[arkit], p] = coef
+    return names, m
+
+
+def preset_weights(face: np.ndarray) -> dict[str, np.ndarray]:
+    """ARKit weights ``[T, 52]`` -> ``{preset name: [T] float32 weight in [0, 1]}`` (see the table)."""
+    names, m = expression_matrix()
+    w = np.clip(np.asarray(face, np.float64) @ m, 0.0, 1.0).astype(np.float32)
+    return {n: w[:, k] for k, n in enumerate(names)}
+
+
+def gaze_quats(rotations: np.ndarray) -> np.ndarray:
+    """LookAt rotation ``[T, 4]`` float32 xyzw: the normalised mean of the eye joints of ``rotations
+    [T, 55, 4]`` (the right eye's sign aligned to the left's first)."""
+    left = rotations[:, _EYES[0]].astype(np.float64)
+    right = rotations[:, _EYES[1]].astype(np.float64)
+    right = np.where(((left * right).sum(-1) < 0)[:, None], -right, right)
+    q = left + right
+    n = np.linalg.norm(q, axis=-1, keepdims=True)
+    q = np.where(n > 1e-9, q / np.maximum(n, 1e-12), left)      # opposite eyes: fall back to the left
+    return q.astype(np.float32)
+
+
+# --------------------------------------------------------------------------------------------------
+# Writer
+# --------------------------------------------------------------------------------------------------
+def build(clip: MotionClip, *, expressions: str = "all") -> g.GLTF2:
+    """The in-memory :class:`pygltflib.GLTF2` that :func:`write` saves (binary blob attached).
+
+    Raises:
+        ChatAnyoneError: ``clip`` is not a MotionClip, has no frames, or ``expressions`` is unknown.
+    """
+    if not isinstance(clip, MotionClip):
+        raise ChatAnyoneError(f"vrma.write needs a MotionClip, got {type(clip).__name__}")
+    if expressions not in EXPRESSION_OPTIONS:
+        raise ChatAnyoneError(f"expressions must be one of {EXPRESSION_OPTIONS}, got {expressions!r}")
+    if clip.num_frames < 1:
+        raise ChatAnyoneError("cannot export an empty clip (0 frames) to VRM Animation")
+    gltf = g.GLTF2(asset=g.Asset(version="2.0", generator="ChatAnyone Bridge exporters.vrma"))
+    gltf.extras = {"chatanyone": {"fps": clip.fps, "meta": json.loads(json.dumps(clip.meta, default=str))}}
+    b = Builder(gltf)
+
+    # Humanoid bones in the VRM T-pose: identity rotations, parent-relative offsets (VRMA "Humanoid").
+    P = rest_joint_positions().astype(np.float64)
+    node_of: dict[int, int] = {}
+    for j in _BONE_JOINTS:
+        p = SMPLX_PARENTS[j]
+        t = P[j] if p < 0 else P[j] - P[p]
+        node_of[j] = len(gltf.nodes)
+        gltf.nodes.append(g.Node(name=SMPLX_TO_VRM[SMPLX_JOINT_NAMES[j]], translation=[float(v) for v in t]))
+        if p >= 0:
+            gltf.nodes[node_of[p]].children.append(node_of[j])
+    hips = node_of[JOINT_INDEX["pelvis"]]
+    head_j = JOINT_INDEX["head"]
+
+    # LookAt node: child of the head, between the eyes (VRMA "LookAt").
+    eye_offset = (P[list(_EYES)].mean(0) - P[head_j])
+    look_node = len(gltf.nodes)
+    gltf.nodes.append(g.Node(name="lookAt", translation=[float(v) for v in eye_offset]))
+    gltf.nodes[node_of[head_j]].children.append(look_node)
+
+    # Expression nodes at the scene root (VRMA "Expressions").
+    weights: dict[str, dict[str, np.ndarray]] = {"preset": {}, "custom": {}}
+    if expressions in ("all", "preset"):
+        weights["preset"] = preset_weights(clip.face)
+    if expressions in ("all", "arkit"):
+        weights["custom"] = {n: clip.face[:, k] for k, n in enumerate(ARKIT_NAMES)}
+    expr_nodes: dict[str, dict[str, int]] = {"preset": {}, "custom": {}}
+    for kind in ("preset", "custom"):
+        for name in weights[kind]:
+            expr_nodes[kind][name] = len(gltf.nodes)
+            gltf.nodes.append(g.Node(name=f"expression_{name}", translation=[0.0, 0.0, 0.0]))
+    root_nodes = [hips] + [i for kind in ("preset", "custom") for i in expr_nodes[kind].values()]
+    gltf.scenes = [g.Scene(name="vrma", nodes=root_nodes)]
+    gltf.scene = 0
+
+    # Animation (glTF spec 3.11).
+    T = clip.num_frames
+    times = (np.arange(T, dtype=np.float64) / clip.fps).astype(np.float32)
+    t_acc = b.accessor(times, minmax=True)
+    anim = g.Animation(name=str(clip.meta.get("name", "motion")))
+
+    def channel(node: int, path: str, output: int) -> None:
+        anim.samplers.append(g.AnimationSampler(input=t_acc, output=output, interpolation="LINEAR"))
+        anim.channels.append(g.AnimationChannel(sampler=len(anim.samplers) - 1,
+                                                target=g.AnimationChannelTarget(node=node, path=path)))
+
+    q = continuous_quats(clip.rotations[:, list(_BONE_JOINTS)])
+    for k, j in enumerate(_BONE_JOINTS):
+        channel(node_of[j], "rotation", b.accessor(np.ascontiguousarray(q[:, k])))
+    channel(hips, "translation", b.accessor((P[0] + clip.translation.astype(np.float64)).astype(np.float32)))
+    channel(look_node, "rotation", b.accessor(continuous_quats(gaze_quats(clip.rotations))))
+    xyz = np.zeros((T, 3), np.float32)
+    for kind in ("preset", "custom"):
+        for name, w in weights[kind].items():
+            xyz[:, 0] = w
+            channel(expr_nodes[kind][name], "translation", b.accessor(xyz))
+    gltf.animations.append(anim)
+
+    ext: dict = {"specVersion": SPEC_VERSION,
+                 "humanoid": {"humanBones": {SMPLX_TO_VRM[SMPLX_JOINT_NAMES[j]]: {"node": node_of[j]}
+                                             for j in _BONE_JOINTS}}}
+    expr_ext = {kind: {n: {"node": i} for n, i in expr_nodes[kind].items()}
+                for kind in ("preset", "custom") if expr_nodes[kind]}
+    if expr_ext:
+        ext["expressions"] = expr_ext
+    ext["lookAt"] = {"node": look_node, "offsetFromHeadBone": [float(v) for v in eye_offset]}
+    gltf.extensionsUsed = [EXTENSION]
+    gltf.extensions = {EXTENSION: ext}
+    b.finish()
+    return gltf
+
+
+def write(clip: MotionClip, path: str | os.PathLike, *, expressions: str = "all") -> Path:
+    """Write ``clip`` as a VRM Animation ``.vrma`` (see the module docstring for the contents).
+
+    Args:
+        clip: ``MotionClip`` with ``T >= 1`` frames: ``rotations [T, 55, 4]`` xyzw -> humanoid bone
+            rotations (53 bones) and LookAt (eye joints), ``translation [T, 3]`` metres -> hips translation,
+            ``face [T, 52]`` -> expression weights.
+        path: destination file (``.vrma``); its folder must exist.
+        expressions: ``"all"`` (VRM presets from :data:`ARKIT_TO_VRM_EXPRESSION` and the 52 ARKit names
+            as custom expressions), ``"preset"`` or ``"arkit"``.
+    Returns:
+        The written path. About 1.6 kB per frame with ``"all"`` (28 MB for 10 minutes at 30 fps).
+    Raises:
+        ChatAnyoneError: not a MotionClip, an empty clip, unknown ``expressions``, a missing or unwritable
+            folder. Written atomically: on failure nothing is left at ``path``.
+    """
+    gltf = build(clip, expressions=expressions)
+    path = Path(path)
+    data = b"".join(gltf.save_to_bytes())
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+    return path
