@@ -50,6 +50,18 @@ class Intensity:
                 raise ChatAnyoneError(f"intensity {k} must be in [0, 2], got {v}")
 
 
+def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
+    """First frames of the sampling windows: every window is ``window`` long (or the whole clip when it is
+    shorter), consecutive windows overlap by at least ``overlap`` frames, the last ends at ``num_frames``."""
+    if num_frames <= window:
+        return [0]
+    hop = window - overlap
+    starts = [0]
+    while starts[-1] + window < num_frames:
+        starts.append(min(starts[-1] + hop, num_frames - window))
+    return starts
+
+
 def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: int, steps: int,
                    window: int, overlap: int, generator: torch.Generator, guidance_scale: float = 1.0,
                    progress: bool = False, desc: str = "") -> np.ndarray:
@@ -57,10 +69,7 @@ def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: in
     T = cond.shape[0]
     D = model.config.motion_dim
     out = np.zeros((T, D), np.float32)
-    hop = window - overlap
-    starts = list(range(0, max(T - overlap, 1), hop)) if T > window else [0]
-    if T > window and starts[-1] + window < T:
-        starts.append(T - window)
+    starts = window_starts(T, window, overlap)
     for k, s in enumerate(tqdm(starts, desc=desc, disable=not progress, unit="win", leave=False)):
         e = min(s + window, T)
         c = torch.from_numpy(cond[s:e])[None]

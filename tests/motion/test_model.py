@@ -6,7 +6,7 @@ import torch
 from motion.checkpoint import StageModels, load_models, save_models
 from motion.diffusion import DiffusionConfig, diffusion_loss, sample
 from motion.errors import CheckpointError
-from motion.inference import sample_windows
+from motion.inference import sample_windows, window_starts
 from motion.model import DenoiserConfig, MotionDenoiser
 from tests.conftest import needs_data
 
@@ -112,3 +112,15 @@ def test_face_stage_learns_on_a_real_slice():
         opt.step()
     after = fixed_loss()
     assert after < 0.7 * before, (before, after)
+
+
+@pytest.mark.parametrize("T", [1, 59, 60, 61, 105, 106, 250, 1000])
+def test_window_starts_cover_everything_with_full_windows(T):
+    W, O = 60, 15
+    starts = window_starts(T, W, O)
+    covered = np.zeros(T, bool)
+    for s in starts:
+        covered[s:s + W] = True
+        assert s + W <= max(T, W)
+    assert covered.all() and starts[0] == 0
+    assert all(b - a <= W - O for a, b in zip(starts, starts[1:]))
