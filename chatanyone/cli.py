@@ -39,6 +39,11 @@ def cmd_export(a: argparse.Namespace) -> int:
     return cli.main(a.args)
 
 
+def cmd_prepare(a: argparse.Namespace) -> int:
+    from motion import prepare
+    return prepare.main(a.args)
+
+
 def cmd_train(a: argparse.Namespace) -> int:
     from motion import train
     argv = [a.config] + (["--out-dir", a.out_dir] if a.out_dir else []) + (["--install"] if a.install else [])
@@ -76,6 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("args", nargs=argparse.REMAINDER, help="see `chatanyone export --help`")
     ex.set_defaults(func=cmd_export)
 
+    pr = sub.add_parser("prepare", help="videos, Live Link CSV, BEAT2, FACEGOOD -> training clips", add_help=False)
+    pr.add_argument("args", nargs=argparse.REMAINDER, help="see `chatanyone prepare --help`")
+    pr.set_defaults(func=cmd_prepare)
+
     tr = sub.add_parser("train", help="train the motion model from a TOML config")
     tr.add_argument("config")
     tr.add_argument("--out-dir")
@@ -92,8 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    if argv[:1] == ["export"]:  # its own parser (so that `chatanyone export --help` shows its options)
-        a = argparse.Namespace(func=cmd_export, args=argv[1:])
+    delegated = {"export": cmd_export, "prepare": cmd_prepare}  # subcommands with their own parser
+    if argv[:1] and argv[0] in delegated:
+        a = argparse.Namespace(func=delegated[argv[0]], args=argv[1:])
     else:
         a = parser.parse_args(argv)
     from motion.errors import ChatAnyoneError

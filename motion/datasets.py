@@ -76,6 +76,9 @@ class TrainingClip:
         face_mask: ``[52]`` bool, ARKit channels that are real in this dataset.
         joint_mask: ``[55]`` bool, joints whose rotations are real.
         licence: human-readable licence of the source data.
+        face_valid: optional ``[T, 52]`` bool per-frame validity (prepared clips, :func:`load_prepared`);
+            ``None``: ``face_mask`` holds for every frame.
+        joint_valid: optional ``[T, 55]`` bool per-frame validity; ``None``: ``joint_mask`` holds for every frame.
     """
 
     name: str
@@ -85,6 +88,8 @@ class TrainingClip:
     face_mask: np.ndarray
     joint_mask: np.ndarray
     licence: str
+    face_valid: np.ndarray | None = None
+    joint_valid: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -519,3 +524,57 @@ def load_neurosync(root=None) -> list[TrainingClip]:
 def load_all(root=None) -> list[TrainingClip]:
     """All datasets: :func:`load_facegood` + :func:`load_beat2` + :func:`load_neurosync`."""
     return load_facegood(root) + load_beat2(root) + load_neurosync(root)
+
+
+# --------------------------------------------------------------------------------------------------
+# Prepared datasets (``chatanyone prepare``, :mod:`motion.prepare`)
+# --------------------------------------------------------------------------------------------------
+def load_prepared(dataset_dir) -> list[TrainingClip]:
+    """Clips written by ``chatanyone prepare`` (:mod:`motion.prepare`) into ``dataset_dir``.
+
+    Reads ``dataset_dir/dataset.json`` and, per listed clip, ``NAME.npz`` (a MotionClip file plus
+    ``face_valid [T, 52]`` and ``joint_valid [T, 55]`` bool) and ``NAME.wav`` (16 kHz mono).
+
+    Returns:
+        One :class:`TrainingClip` per clip, in manifest order: ``name`` ``"prepared/<NAME>"``, ``dataset``
+        the source kind (``"video"``, ``"beat2"``, ``"facegood"``, ``"livelink"``), ``audio`` ``[N]``
+        float32 16 kHz, ``face_mask``/``joint_mask`` = channels valid in >= 50 % of the frames, and the
+        per-frame ``face_valid``/``joint_valid`` masks.
+    Raises:
+        FileNotFoundError: no such folder, no ``dataset.json``, or a listed file is missing.
+        ValueError: the manifest is not valid JSON or an npz lacks the validity masks / has wrong shapes.
+    """
+    import json
+
+    d = Path(dataset_dir)
+    man_path = d / "dataset.json"
+    if not man_path.is_file():
+        raise FileNotFoundError(f"{man_path}: no such file (run chatanyone prepare first)")
+    try:
+        man = json.loads(man_path.read_text())
+    except json.JSONDecodeError:
+        raise ValueError(f"{man_path}: not valid JSON") from None
+    out = []
+    for name, e in man.get("clips", {}).items():
+        files = e.get("files", {})
+        npz, wav = d / files.get("npz", f"{name}.npz"), d / files.get("wav", f"{name}.wav")
+        for f in (npz, wav):
+            if not f.is_file():
+                raise FileNotFoundError(f"{f}: no such file (listed in {man_path})")
+        clip = MotionClip.load(npz)
+        with np.load(npz, allow_pickle=False) as z:
+            if "face_valid" not in z.files or "joint_valid" not in z.files:
+                raise ValueError(f"{npz}: no face_valid/joint_valid masks (not a prepared clip)")
+            fv = np.asarray(z["face_valid"], bool)
+            jv = np.asarray(z["joint_valid"], bool)
+        T = clip.num_frames
+        if fv.shape != (T, NUM_ARKIT) or jv.shape != (T, NUM_JOINTS):
+            raise ValueError(f"{npz}: masks must be [{T}, {NUM_ARKIT}] and [{T}, {NUM_JOINTS}], "
+                             f"got {list(fv.shape)} and {list(jv.shape)}")
+        audio = _read_audio(wav)
+        licence = str(e.get("licence", clip.meta.get("licence", "unknown")))
+        fmask = fv.mean(0) >= 0.5 if T else np.zeros(NUM_ARKIT, bool)
+        jmask = jv.mean(0) >= 0.5 if T else np.zeros(NUM_JOINTS, bool)
+        out.append(TrainingClip(f"prepared/{name}", str(e.get("kind", "prepared")), audio, clip,
+                                fmask, jmask, licence, fv, jv))
+    return out
