@@ -173,14 +173,12 @@ def _fmt_table(headers: list[str], rows: list[list]) -> str:
 def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0) -> str:
     """Evaluate a checkpoint on its held-out clips; returns the markdown report (also written to ``out``)."""
     from .audio import load_audio
-    from .datasets import data_root, load_beat2, load_facegood
     from .inference import MotionGenerator
-    from .train import TrainConfig, split_holdout
+    from .train import TrainConfig, load_clips, split_holdout
 
     gen = MotionGenerator(checkpoint)
     tcfg = TrainConfig(**gen.models.info["training"]["config"])
-    root = Path(tcfg.data_root) if tcfg.data_root else data_root()
-    _, held = split_holdout(load_facegood(root) + load_beat2(root), tcfg)
+    _, held = split_holdout(load_clips(tcfg), tcfg)
     jaw_i = ARKIT_INDEX["jawOpen"]
     mouth = list(ARKIT_MOUTH)
     lip_rows, mae_rows, body_rows, speed_rows = [], [], [], []

@@ -33,14 +33,15 @@ def body_vector(clip: MotionClip) -> np.ndarray:
 
 
 def face_vector_mask(face_mask: np.ndarray, joint_mask: np.ndarray) -> np.ndarray:
-    """Which face-vector channels are real, from a dataset's ``[52]`` face and ``[55]`` joint masks."""
-    head = np.repeat(np.asarray(joint_mask, bool)[_HEAD], 6)
-    return np.concatenate([np.asarray(face_mask, bool)[_MOUTH], head])
+    """Which face-vector channels are real: ``[..., 52]`` face and ``[..., 55]`` joint masks (per clip or
+    per frame) -> ``[..., FACE_DIM]`` bool."""
+    head = np.repeat(np.asarray(joint_mask, bool)[..., _HEAD], 6, axis=-1)
+    return np.concatenate([np.asarray(face_mask, bool)[..., _MOUTH], head], axis=-1)
 
 
 def body_vector_mask(joint_mask: np.ndarray) -> np.ndarray:
-    """Which body-vector channels are real, from a dataset's ``[55]`` joint mask."""
-    return np.repeat(np.asarray(joint_mask, bool)[_BODY], 6)
+    """Which body-vector channels are real: ``[..., 55]`` joint mask -> ``[..., BODY_DIM]`` bool."""
+    return np.repeat(np.asarray(joint_mask, bool)[..., _BODY], 6, axis=-1)
 
 
 def assemble(face_vec: np.ndarray, body_vec: np.ndarray, fps: float = 30.0,

@@ -16,7 +16,7 @@ import os
 import sys
 import time
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +25,8 @@ from tqdm.auto import tqdm
 
 from .checkpoint import StageModels, save_models
 from .clip import MotionClip
-from .conventions import ARKIT_MIRROR, JOINT_MIRROR
-from .datasets import TrainingClip, data_root, load_beat2, load_facegood
+from .conventions import ARKIT_MIRROR, ARKIT_MOUTH, BODY_STAGE_JOINTS, JOINT_MIRROR
+from .datasets import TrainingClip, data_root, load_beat2, load_facegood, load_prepared
 from .diffusion import DiffusionConfig, diffusion_loss
 from .features import FEATURE_DIM, extract_features
 from .inference import sample_windows
@@ -47,6 +47,13 @@ class TrainConfig:
     version: str = "0.1.0"
     data_root: str | None = None
     datasets: list[str] = field(default_factory=lambda: ["facegood", "beat2"])
+    #: folders written by ``chatanyone prepare``, and which source kinds of them to use
+    prepared: list[str] = field(default_factory=list)
+    prepared_kinds: list[str] = field(default_factory=lambda: ["video"])
+    #: prepared clips left out when their name contains one of these (e.g. unclear licences)
+    prepared_exclude: list[str] = field(default_factory=list)
+    #: datasets that train the body stage (the others train the face stage only)
+    body_datasets: list[str] = field(default_factory=lambda: ["beat2"])
     #: clips never trained on (``dataset/clip``), and clips whose tail fraction is held out.
     holdout_clips: list[str] = field(default_factory=lambda: ["facegood/1114_3_16"])
     holdout_tail: dict[str, float] = field(default_factory=lambda: {"beat2/2_scott_0_3_3": 0.2})
@@ -87,8 +94,8 @@ class Item:
     cond: np.ndarray       # [T, FEATURE_DIM]
     face: np.ndarray       # [T, FACE_DIM] raw
     body: np.ndarray       # [T, BODY_DIM] raw
-    face_mask: np.ndarray  # [FACE_DIM] bool
-    body_mask: np.ndarray  # [BODY_DIM] bool
+    face_mask: np.ndarray  # [T, FACE_DIM] bool, per frame
+    body_mask: np.ndarray  # [T, BODY_DIM] bool, per frame
     licence: str = ""
 
 
@@ -97,6 +104,16 @@ def mirror_clip(clip: MotionClip) -> MotionClip:
     rot = mirror_quat(clip.rotations[:, list(JOINT_MIRROR)])
     trans = clip.translation * np.array([-1, 1, 1], np.float32)
     return MotionClip(clip.fps, clip.face[:, list(ARKIT_MIRROR)], rot, trans, dict(clip.meta))
+
+
+def load_clips(cfg: TrainConfig) -> list[TrainingClip]:
+    """Every clip a config names: the ``datasets`` from the data root, then the ``prepared`` folders."""
+    root = Path(cfg.data_root) if cfg.data_root else data_root()
+    clips = [c for ds in cfg.datasets for c in LOADERS[ds](root)]
+    for d in cfg.prepared:
+        clips += [c for c in load_prepared(d) if c.dataset in cfg.prepared_kinds
+                  and not any(x in c.name for x in cfg.prepared_exclude)]
+    return clips
 
 
 def split_holdout(clips: list[TrainingClip], cfg: TrainConfig) -> tuple[list[TrainingClip], list[TrainingClip]]:
@@ -109,39 +126,54 @@ def split_holdout(clips: list[TrainingClip], cfg: TrainConfig) -> tuple[list[Tra
             T = c.clip.num_frames
             cut = int(round(T * (1 - cfg.holdout_tail[c.name])))
             n_audio = int(round(cut / 30 * 16000))
-            train.append(TrainingClip(c.name, c.dataset, None if c.audio is None else c.audio[:n_audio],
-                                      c.clip.slice(0, cut), c.face_mask, c.joint_mask, c.licence))
-            held.append(TrainingClip(c.name + "@tail", c.dataset,
-                                     None if c.audio is None else c.audio[n_audio:],
-                                     c.clip.slice(cut, T), c.face_mask, c.joint_mask, c.licence))
+            def part(a, b, audio, name):
+                fv = None if c.face_valid is None else c.face_valid[a:b]
+                jv = None if c.joint_valid is None else c.joint_valid[a:b]
+                return replace(c, name=name, audio=audio, clip=c.clip.slice(a, b), face_valid=fv, joint_valid=jv)
+            train.append(part(0, cut, None if c.audio is None else c.audio[:n_audio], c.name))
+            held.append(part(cut, T, None if c.audio is None else c.audio[n_audio:], c.name + "@tail"))
         else:
             train.append(c)
     return train, held
 
 
-def make_items(clips: list[TrainingClip], mirror: bool, progress: bool = True) -> list[Item]:
+def frame_masks(c: TrainingClip) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame ``[T, 52]`` face and ``[T, 55]`` joint validity of a training clip."""
+    T = c.clip.num_frames
+    fv = np.broadcast_to(c.face_mask, (T, len(c.face_mask))) if c.face_valid is None else c.face_valid & c.face_mask
+    jv = np.broadcast_to(c.joint_mask, (T, len(c.joint_mask))) if c.joint_valid is None else c.joint_valid & c.joint_mask
+    return np.asarray(fv, bool), np.asarray(jv, bool)
+
+
+def make_items(clips: list[TrainingClip], mirror: bool, body_datasets: list[str], progress: bool = True) -> list[Item]:
+    """Features, stage vectors and per-frame masks of each clip (and of its mirror image)."""
     items = []
     for c in tqdm(clips, desc="audio features", disable=not progress):
         T = c.clip.num_frames
         feats = extract_features(c.audio, 16000, 30.0, num_frames=T).stack().astype(np.float32)
-        fmask = face_vector_mask(c.face_mask, c.joint_mask)
-        bmask = body_vector_mask(c.joint_mask)
-        variants = [(c.clip, "")] + ([(mirror_clip(c.clip), "~mirror")] if mirror else [])
-        for clip, suffix in variants:
+        fv, jv = frame_masks(c)
+        if c.dataset not in body_datasets:
+            jv = jv.copy()
+            jv[:, list(BODY_STAGE_JOINTS)] = False
+        variants = [(c.clip, fv, jv, "")]
+        if mirror:
+            variants.append((mirror_clip(c.clip), fv[:, list(ARKIT_MIRROR)], jv[:, list(JOINT_MIRROR)], "~mirror"))
+        for clip, f, j, suffix in variants:
             items.append(Item(c.name + suffix, c.dataset, STYLES.index(c.dataset), feats, face_vector(clip),
-                              body_vector(clip), fmask, bmask, c.licence))
+                              body_vector(clip), face_vector_mask(f, j), body_vector_mask(j), c.licence))
     return items
 
 
 def masked_stats(arrays: list[np.ndarray], masks: list[np.ndarray], dim: int, floor: float):
-    """Per-channel mean/std over the frames of the items where that channel is real."""
+    """Per-channel mean/std over the frames where that channel is real (masks ``[T, dim]``)."""
     s = np.zeros(dim)
     s2 = np.zeros(dim)
     n = np.zeros(dim)
     for a, m in zip(arrays, masks):
-        s += a.sum(0) * m
-        s2 += (a.astype(np.float64) ** 2).sum(0) * m
-        n += len(a) * m
+        a = a.astype(np.float64) * m
+        s += a.sum(0)
+        s2 += (a ** 2).sum(0)
+        n += m.sum(0)
     n = np.maximum(n, 1)
     mean = s / n
     std = np.sqrt(np.maximum(s2 / n - mean ** 2, 0))
@@ -208,16 +240,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
-    root = Path(cfg.data_root) if cfg.data_root else data_root()
-    clips = [c for ds in cfg.datasets for c in LOADERS[ds](root)]
+    clips = load_clips(cfg)
     train_clips, held = split_holdout(clips, cfg)
-    items = make_items(train_clips, cfg.mirror, progress)
+    items = make_items(train_clips, cfg.mirror, cfg.body_datasets, progress)
 
     face_items = [it for it in items if it.face_mask.any()]
     body_items = [it for it in items if it.body_mask.any()]
     face_mean, face_std = masked_stats([i.face for i in face_items], [i.face_mask for i in face_items], FACE_DIM, 0.02)
     body_mean, body_std = masked_stats([i.body for i in body_items], [i.body_mask for i in body_items], BODY_DIM, 0.02)
-    face_mean[~np.any([i.face_mask for i in face_items], 0)] = 0
+    face_mean[~np.any([i.face_mask.any(0) for i in face_items], 0)] = 0
     W, B = cfg.window, cfg.batch_size
     n_styles = len(STYLES)
     log: list[dict] = []
@@ -243,7 +274,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         draws = [fs.draw() for _ in range(B)]
         x0 = np.stack([(_crop(it.face, s, W) - face_mean) / face_std for it, s in draws])
         cond = np.stack([_crop(it.cond, s, W) for it, s in draws])
-        mask = np.stack([it.face_mask for it, _ in draws])
+        mask = np.stack([_crop(it.face_mask, s, W) for it, s in draws])
         return (torch.from_numpy(x0).float(), torch.from_numpy(cond), styles([d[0] for d in draws]),
                 torch.from_numpy(mask), keep_masks())
 
@@ -262,12 +293,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         if it.name.endswith("~mirror"):  # mirror the generated mouth too
             mouth = fn[:, :FACE_MOUTH_DIM] * face_std[:FACE_MOUTH_DIM] + face_mean[:FACE_MOUTH_DIM]
             full = np.zeros((len(mouth), 52), np.float32)
-            from .conventions import ARKIT_MOUTH
             full[:, list(ARKIT_MOUTH)] = mouth
             mouth = full[:, list(ARKIT_MIRROR)][:, list(ARKIT_MOUTH)]
             fn[:, :FACE_MOUTH_DIM] = (mouth - face_mean[:FACE_MOUTH_DIM]) / face_std[:FACE_MOUTH_DIM]
         real = (it.face - face_mean) / face_std
-        fn[:, it.face_mask] = real[:, it.face_mask]
+        fn = np.where(it.face_mask, real, fn)
         it.body_cond = np.concatenate([it.cond, fn], axis=1).astype(np.float32)  # type: ignore[attr-defined]
 
     body_model = MotionDenoiser(dcfg(BODY_DIM, FEATURE_DIM + FACE_DIM))
@@ -277,7 +307,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         draws = [bs.draw() for _ in range(B)]
         x0 = np.stack([(_crop(it.body, s, W) - body_mean) / body_std for it, s in draws])
         cond = np.stack([_crop(it.body_cond, s, W) for it, s in draws])
-        mask = np.stack([it.body_mask for it, _ in draws])
+        mask = np.stack([_crop(it.body_mask, s, W) for it, s in draws])
         return (torch.from_numpy(x0).float(), torch.from_numpy(cond), styles([d[0] for d in draws]),
                 torch.from_numpy(mask), keep_masks())
 
@@ -293,7 +323,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             "wall_time_s": round(wall, 1), "face_final_loss": face_loss, "body_final_loss": body_loss,
             "train_clips": sorted({c.name for c in train_clips}), "held_out": sorted(c.name for c in held),
             "train_seconds": {ds: round(sum(c.clip.duration for c in train_clips if c.dataset == ds), 1)
-                              for ds in cfg.datasets},
+                              for ds in sorted({c.dataset for c in train_clips})},
             "licences": licences,
             "non_commercial": any("NC" in lic for lic in licences),
         },
