@@ -53,6 +53,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from motion import evaluate
     argv = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + ["--out", a.out]
+    argv += ["--config", a.config] if a.config else []
     return evaluate.main(argv)
 
 
@@ -94,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="metrics on held-out real data, next to baselines")
     ev.add_argument("--checkpoint", default=None)
     ev.add_argument("--out", default="eval", help="folder for report.md")
+    ev.add_argument("--config", default=None, help="take the held-out clips from this training config")
     ev.set_defaults(func=cmd_evaluate)
     return p
 

@@ -170,14 +170,18 @@ def _fmt_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0) -> str:
-    """Evaluate a checkpoint on its held-out clips; returns the markdown report (also written to ``out``)."""
+def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, config: str | None = None) -> str:
+    """Evaluate a checkpoint on held-out clips; returns the markdown report (also written to ``out``).
+
+    The held-out clips are those of the checkpoint's own training config, or of ``config`` (a TOML file)
+    so that two checkpoints can be compared on the same clips.
+    """
     from .audio import load_audio
     from .inference import MotionGenerator
     from .train import TrainConfig, load_clips, split_holdout
 
     gen = MotionGenerator(checkpoint)
-    tcfg = TrainConfig(**gen.models.info["training"]["config"])
+    tcfg = TrainConfig.from_toml(config) if config else TrainConfig(**gen.models.info["training"]["config"])
     _, held = split_holdout(load_clips(tcfg), tcfg)
     jaw_i = ARKIT_INDEX["jawOpen"]
     mouth = list(ARKIT_MOUTH)
@@ -211,7 +215,8 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0) 
                 speed_rows.append([f"{h.name} {label}"] + [f"{gs[g]:.2f} / {gp[g]:.2f}" for g in GROUPS])
                 viol = limit_violations(rot)
                 body_rows.append([f"{h.name} {label}", sum(viol.values()), ", ".join(f"{k}:{v}" for k, v in viol.items()) or "-"])
-    report = ["# Evaluation report", "", f"checkpoint: {checkpoint or 'shipped default'}; seed {seed}", "",
+    report = ["# Evaluation report", "", f"checkpoint: {checkpoint or 'shipped default'}; seed {seed}; "
+              f"held-out clips from {config or 'its training config'}", "",
               "## Lip sync: jawOpen vs audio log-energy (Pearson r; best r within +-5 frames)", "",
               _fmt_table(["clip", "r", "best r", "lag (frames)", "max jawOpen in silences >= 300 ms", "silences"],
                          [[r.name, r.r, r.best_r, r.best_lag, r.max_jaw_silence, r.n_silences] for r in lip_rows]),
@@ -233,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--out", default="eval")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", default=None, help="take the held-out clips from this training config")
     a = ap.parse_args(argv)
-    print(run(a.checkpoint, a.out, a.seed))
+    print(run(a.checkpoint, a.out, a.seed, a.config))
     return 0
 
 
