@@ -68,6 +68,11 @@ class TrainConfig:
     cond_dropout: float = 0.1
     style_dropout: float = 0.5
     mirror: bool = True
+    #: extra copy of every clip with its audio gain changed and background noise added (robustness, and so
+    #: that a noise floor in the pauses reads as silence): gain in dB and noise level in dBFS, uniform
+    noise_augment: bool = True
+    gain_db: list[float] = field(default_factory=lambda: [-6.0, 6.0])
+    noise_dbfs: list[float] = field(default_factory=lambda: [-60.0, -35.0])
     d_model: int = 128
     num_layers: int = 4
     num_heads: int = 4
@@ -145,22 +150,45 @@ def frame_masks(c: TrainingClip) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(fv, bool), np.asarray(jv, bool)
 
 
-def make_items(clips: list[TrainingClip], mirror: bool, body_datasets: list[str], progress: bool = True) -> list[Item]:
-    """Features, stage vectors and per-frame masks of each clip (and of its mirror image)."""
+def augment_audio(audio: np.ndarray, rng: np.random.Generator, gain_db, noise_dbfs) -> np.ndarray:
+    """Random gain (dB) and additive noise (dBFS RMS; white mixed with its low-passed, brown-ish version)."""
+    gain = 10 ** (rng.uniform(*gain_db) / 20)
+    white = rng.standard_normal(len(audio))
+    brown = np.cumsum(white)
+    brown -= np.convolve(brown, np.ones(400) / 400, "same")  # remove the random-walk drift
+    mix = rng.uniform()
+    noise = mix * white / white.std() + (1 - mix) * brown / (brown.std() + 1e-12)
+    noise *= 10 ** (rng.uniform(*noise_dbfs) / 20) / (noise.std() + 1e-12)
+    return np.clip(audio * gain + noise, -1, 1).astype(np.float32)
+
+
+def make_items(clips: list[TrainingClip], cfg: TrainConfig, rng: np.random.Generator, progress: bool = True) -> list[Item]:
+    """Features, stage vectors and per-frame masks of each clip, of its mirror image (``cfg.mirror``) and
+    of a noisy, re-gained copy (``cfg.noise_augment``)."""
     items = []
     for c in tqdm(clips, desc="audio features", disable=not progress):
         T = c.clip.num_frames
-        feats = extract_features(c.audio, 16000, 30.0, num_frames=T).stack().astype(np.float32)
-        fv, jv = frame_masks(c)
-        if c.dataset not in body_datasets:
-            jv = jv.copy()
-            jv[:, list(BODY_STAGE_JOINTS)] = False
-        variants = [(c.clip, fv, jv, "")]
-        if mirror:
-            variants.append((mirror_clip(c.clip), fv[:, list(ARKIT_MIRROR)], jv[:, list(JOINT_MIRROR)], "~mirror"))
-        for clip, f, j, suffix in variants:
-            items.append(Item(c.name + suffix, c.dataset, STYLES.index(c.dataset), feats, face_vector(clip),
-                              body_vector(clip), face_vector_mask(f, j), body_vector_mask(j), c.licence))
+        audios = [("", c.audio)]
+        if cfg.noise_augment:
+            audios.append(("~noisy", augment_audio(c.audio, rng, cfg.gain_db, cfg.noise_dbfs)))
+        for tag, audio in audios:
+            feats = extract_features(audio, 16000, 30.0, num_frames=T).stack().astype(np.float32)
+            items += _clip_items(c, feats, tag, cfg.mirror, cfg.body_datasets)
+    return items
+
+
+def _clip_items(c: TrainingClip, feats: np.ndarray, tag: str, mirror: bool, body_datasets: list[str]) -> list[Item]:
+    items = []
+    fv, jv = frame_masks(c)
+    if c.dataset not in body_datasets:
+        jv = jv.copy()
+        jv[:, list(BODY_STAGE_JOINTS)] = False
+    variants = [(c.clip, fv, jv, "")]
+    if mirror:
+        variants.append((mirror_clip(c.clip), fv[:, list(ARKIT_MIRROR)], jv[:, list(JOINT_MIRROR)], "~mirror"))
+    for clip, f, j, suffix in variants:
+        items.append(Item(c.name + tag + suffix, c.dataset, STYLES.index(c.dataset), feats, face_vector(clip),
+                          body_vector(clip), face_vector_mask(f, j), body_vector_mask(j), c.licence))
     return items
 
 
@@ -242,7 +270,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     clips = load_clips(cfg)
     train_clips, held = split_holdout(clips, cfg)
-    items = make_items(train_clips, cfg.mirror, cfg.body_datasets, progress)
+    items = make_items(train_clips, cfg, rng, progress)
 
     face_items = [it for it in items if it.face_mask.any()]
     body_items = [it for it in items if it.body_mask.any()]
@@ -285,7 +313,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     gen = torch.Generator().manual_seed(cfg.seed)
     face_cond_cache: dict[str, np.ndarray] = {}
     for it in tqdm(body_items, desc="face stage on body data", disable=not progress):
-        key = it.name.replace("~mirror", "")
+        key = it.name.replace("~mirror", "")  # "~noisy" items keep their own (noisy) features
         if key not in face_cond_cache:
             face_cond_cache[key] = sample_windows(face_model, sched, it.cond, n_styles, cfg.inference_steps,
                                                   W, cfg.overlap, gen)
