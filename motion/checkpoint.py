@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -21,6 +20,7 @@ from safetensors.torch import save_file
 
 from .diffusion import DiffusionConfig
 from .errors import CheckpointError
+from .fileio import atomic_output
 from .model import DenoiserConfig, MotionDenoiser
 
 DEFAULT_CHECKPOINT_NAME = "default.safetensors"
@@ -45,26 +45,21 @@ class StageModels:
     info: dict = field(default_factory=dict)
 
 
-def save_models(models: StageModels, path: str | os.PathLike) -> Path:
-    """Write ``models`` to ``path`` atomically."""
+def save_models(models: StageModels, path: str | os.PathLike, weights_dtype: torch.dtype = torch.float16) -> Path:
+    """Write ``models`` to ``path`` atomically; denoiser weights as ``weights_dtype`` (float16 halves the
+    file; they are loaded back as float32), normalisation statistics always float32."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"face.{k}": v.detach().contiguous() for k, v in models.face.state_dict().items()}
-    tensors |= {f"body.{k}": v.detach().contiguous() for k, v in models.body.state_dict().items()}
+    tensors = {f"face.{k}": v.detach().to(weights_dtype).contiguous() for k, v in models.face.state_dict().items()}
+    tensors |= {f"body.{k}": v.detach().to(weights_dtype).contiguous() for k, v in models.body.state_dict().items()}
     for k in ("face_mean", "face_std", "body_mean", "body_std"):
         tensors[k] = getattr(models, k).detach().float().contiguous()
     info = dict(models.info)
     info["face_config"] = models.face.config.to_dict()
     info["body_config"] = models.body.config.to_dict()
     info["diffusion"] = models.diffusion.to_dict()
-    fd, tmp = tempfile.mkstemp(suffix=".safetensors", dir=path.parent, prefix=f".{path.stem}.")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"chatanyone": json.dumps(info)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"chatanyone": json.dumps(info)})
     return path
 
 

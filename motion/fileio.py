@@ -51,10 +51,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
+        yield tmp
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        yield tmp
+        os.chmod(tmp, 0o666 & ~umask)  # after writing: some writers recreate the file with mode 0600
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
