@@ -64,6 +64,27 @@ class Builder:
         self.gltf.set_binary_blob(bytes(self.blob))
 
 
+class AnimationBuilder:
+    """One glTF animation (spec 3.11) sampled at a clip's frames: LINEAR samplers sharing one time accessor.
+
+    ``channel(node, path, values)`` adds a sampler for ``values`` (``[T, 4]`` rotations, ``[T, 3]``
+    translations, or ``[T * n]`` morph weights) and its channel; ``animation`` is the ``pygltflib.Animation``.
+    """
+
+    def __init__(self, builder: Builder, num_frames: int, fps: float, name: str = "motion"):
+        self.builder = builder
+        times = (np.arange(num_frames, dtype=np.float64) / fps).astype(np.float32)
+        self.time_accessor = builder.accessor(times, minmax=True)
+        self.animation = g.Animation(name=name)
+
+    def channel(self, node: int, path: str, values: np.ndarray) -> None:
+        anim = self.animation
+        output = self.builder.accessor(np.ascontiguousarray(values, dtype=np.float32))
+        anim.samplers.append(g.AnimationSampler(input=self.time_accessor, output=output, interpolation="LINEAR"))
+        anim.channels.append(g.AnimationChannel(sampler=len(anim.samplers) - 1,
+                                                target=g.AnimationChannelTarget(node=node, path=path)))
+
+
 def continuous_quats(q: np.ndarray) -> np.ndarray:
     """Flip signs along time (axis 0 of ``[T, ..., 4]``) so consecutive keys are in the same hemisphere,
     as LINEAR quaternion interpolation expects (spec 3.11.2, "Interpolation"); returns unit float32."""

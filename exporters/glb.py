@@ -47,7 +47,7 @@ from motion.errors import ChatAnyoneError
 
 from motion.fileio import atomic_output
 
-from ._gltf import Builder, continuous_quats
+from ._gltf import AnimationBuilder, Builder, continuous_quats
 
 BONE_NAME_OPTIONS = ("smplx", "mixamo")
 
@@ -314,23 +314,14 @@ def build(clip: MotionClip, *, bone_names: str = "smplx") -> g.GLTF2:
     gltf.scene = 0
 
     # Animation (spec 3.11).
-    T = clip.num_frames
-    times = (np.arange(T, dtype=np.float64) / clip.fps).astype(np.float32)
-    t_acc = b.accessor(times, minmax=True)
-    anim = g.Animation(name=str(clip.meta.get("name", "motion")))
-
-    def channel(node: int, path: str, output: int) -> None:
-        anim.samplers.append(g.AnimationSampler(input=t_acc, output=output, interpolation="LINEAR"))
-        anim.channels.append(g.AnimationChannel(sampler=len(anim.samplers) - 1,
-                                                target=g.AnimationChannelTarget(node=node, path=path)))
-
+    ab = AnimationBuilder(b, clip.num_frames, clip.fps, str(clip.meta.get("name", "motion")))
     q = continuous_quats(clip.rotations)
     for j in range(NUM_JOINTS):
-        channel(j, "rotation", b.accessor(np.ascontiguousarray(q[:, j])))
+        ab.channel(j, "rotation", q[:, j])
     root = (P[0] + clip.translation.astype(np.float64)).astype(np.float32)
-    channel(0, "translation", b.accessor(root))
-    channel(face_node, "weights", b.accessor(np.ascontiguousarray(clip.face, dtype=np.float32).reshape(-1)))
-    gltf.animations.append(anim)
+    ab.channel(0, "translation", root)
+    ab.channel(face_node, "weights", clip.face.reshape(-1))
+    gltf.animations.append(ab.animation)
 
     b.finish()
     return gltf

@@ -53,7 +53,7 @@ from motion.conventions import (
 from motion.errors import ChatAnyoneError
 from motion.fileio import atomic_output
 
-from ._gltf import Builder, continuous_quats
+from ._gltf import AnimationBuilder, Builder, continuous_quats
 
 EXTENSION = "VRMC_vrm_animation"
 SPEC_VERSION = "1.0"
@@ -175,27 +175,18 @@ def build(clip: MotionClip, *, expressions: str = "all") -> g.GLTF2:
     gltf.scene = 0
 
     # Animation (glTF spec 3.11).
-    T = clip.num_frames
-    times = (np.arange(T, dtype=np.float64) / clip.fps).astype(np.float32)
-    t_acc = b.accessor(times, minmax=True)
-    anim = g.Animation(name=str(clip.meta.get("name", "motion")))
-
-    def channel(node: int, path: str, output: int) -> None:
-        anim.samplers.append(g.AnimationSampler(input=t_acc, output=output, interpolation="LINEAR"))
-        anim.channels.append(g.AnimationChannel(sampler=len(anim.samplers) - 1,
-                                                target=g.AnimationChannelTarget(node=node, path=path)))
-
+    ab = AnimationBuilder(b, clip.num_frames, clip.fps, str(clip.meta.get("name", "motion")))
     q = continuous_quats(clip.rotations[:, list(_BONE_JOINTS)])
     for k, j in enumerate(_BONE_JOINTS):
-        channel(node_of[j], "rotation", b.accessor(np.ascontiguousarray(q[:, k])))
-    channel(hips, "translation", b.accessor((P[0] + clip.translation.astype(np.float64)).astype(np.float32)))
-    channel(look_node, "rotation", b.accessor(continuous_quats(gaze_quats(clip.rotations))))
-    xyz = np.zeros((T, 3), np.float32)
+        ab.channel(node_of[j], "rotation", q[:, k])
+    ab.channel(hips, "translation", (P[0] + clip.translation.astype(np.float64)).astype(np.float32))
+    ab.channel(look_node, "rotation", continuous_quats(gaze_quats(clip.rotations)))
+    xyz = np.zeros((clip.num_frames, 3), np.float32)
     for kind in ("preset", "custom"):
         for name, w in weights[kind].items():
             xyz[:, 0] = w
-            channel(expr_nodes[kind][name], "translation", b.accessor(xyz))
-    gltf.animations.append(anim)
+            ab.channel(expr_nodes[kind][name], "translation", xyz)
+    gltf.animations.append(ab.animation)
 
     ext: dict = {"specVersion": SPEC_VERSION,
                  "humanoid": {"humanBones": {SMPLX_TO_VRM[SMPLX_JOINT_NAMES[j]]: {"node": node_of[j]}
