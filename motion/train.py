@@ -235,7 +235,7 @@ def _crop(a: np.ndarray, start: int, window: int) -> np.ndarray:
     return out
 
 
-def train_stage(model: MotionDenoiser, sampler: WindowSampler, batch_fn, steps: int, cfg: TrainConfig,
+def train_stage(model: MotionDenoiser, batch_fn, steps: int, cfg: TrainConfig,
                 desc: str, log: list) -> float:
     """Train one denoiser for ``steps`` AdamW steps with a cosine schedule; returns the last loss (EMA)."""
     sched = DiffusionConfig(num_inference_steps=cfg.inference_steps).scheduler()
@@ -285,28 +285,26 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         return DenoiserConfig(motion_dim, cond_dim, n_styles, cfg.d_model, cfg.num_layers, cfg.num_heads,
                               4, 512, cfg.dropout)
 
-    def keep_masks():
-        keep = torch.from_numpy(rng.random(B) >= cfg.cond_dropout)
-        return keep
+    def batches(items: list[Item], target: str, cond: str, mask: str, mean: np.ndarray, std: np.ndarray):
+        """A function drawing one training batch ``(x0, cond, style, mask, cond_keep)`` from ``items``."""
+        sampler = WindowSampler(items, W, rng)
 
-    def styles(batch_items):
-        s = np.array([it.style for it in batch_items])
-        s[rng.random(B) < cfg.style_dropout] = n_styles
-        return torch.from_numpy(s).long()
+        def batch():
+            draws = [sampler.draw() for _ in range(B)]
+
+            def crop(attr):
+                return np.stack([_crop(getattr(it, attr), s, W) for it, s in draws])
+            style = np.array([it.style for it, _ in draws])
+            style[rng.random(B) < cfg.style_dropout] = n_styles      # "no style" (CFG null)
+            keep = rng.random(B) >= cfg.cond_dropout                  # audio dropped (CFG null)
+            return (torch.from_numpy((crop(target) - mean) / std).float(), torch.from_numpy(crop(cond)),
+                    torch.from_numpy(style).long(), torch.from_numpy(crop(mask)), torch.from_numpy(keep))
+        return batch
 
     # ---- face stage ------------------------------------------------------------------------------
     face_model = MotionDenoiser(dcfg(FACE_DIM, FEATURE_DIM))
-    fs = WindowSampler(face_items, W, rng)
-
-    def face_batch():
-        draws = [fs.draw() for _ in range(B)]
-        x0 = np.stack([(_crop(it.face, s, W) - face_mean) / face_std for it, s in draws])
-        cond = np.stack([_crop(it.cond, s, W) for it, s in draws])
-        mask = np.stack([_crop(it.face_mask, s, W) for it, s in draws])
-        return (torch.from_numpy(x0).float(), torch.from_numpy(cond), styles([d[0] for d in draws]),
-                torch.from_numpy(mask), keep_masks())
-
-    face_loss = train_stage(face_model, fs, face_batch, cfg.face_steps, cfg, "face stage", log)
+    face_batch = batches(face_items, "face", "cond", "face_mask", face_mean, face_std)
+    face_loss = train_stage(face_model, face_batch, cfg.face_steps, cfg, "face stage", log)
 
     # ---- body stage: condition on generated mouth + real head motion ----------------------------------
     sched = DiffusionConfig(num_inference_steps=cfg.inference_steps).scheduler()
@@ -329,17 +327,8 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         it.body_cond = np.concatenate([it.cond, fn], axis=1).astype(np.float32)  # type: ignore[attr-defined]
 
     body_model = MotionDenoiser(dcfg(BODY_DIM, FEATURE_DIM + FACE_DIM))
-    bs = WindowSampler(body_items, W, rng)
-
-    def body_batch():
-        draws = [bs.draw() for _ in range(B)]
-        x0 = np.stack([(_crop(it.body, s, W) - body_mean) / body_std for it, s in draws])
-        cond = np.stack([_crop(it.body_cond, s, W) for it, s in draws])
-        mask = np.stack([_crop(it.body_mask, s, W) for it, s in draws])
-        return (torch.from_numpy(x0).float(), torch.from_numpy(cond), styles([d[0] for d in draws]),
-                torch.from_numpy(mask), keep_masks())
-
-    body_loss = train_stage(body_model, bs, body_batch, cfg.body_steps, cfg, "body stage", log)
+    body_batch = batches(body_items, "body", "body_cond", "body_mask", body_mean, body_std)
+    body_loss = train_stage(body_model, body_batch, cfg.body_steps, cfg, "body stage", log)
 
     wall = time.time() - t0
     licences = sorted({c.licence for c in clips})
