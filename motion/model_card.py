@@ -1,0 +1,72 @@
+"""Write the model card of a checkpoint from its training record and an evaluation report.
+
+    python -m motion.model_card CHECKPOINT.safetensors EVAL_REPORT.md -o motion/checkpoints/MODEL_CARD.md
+
+Every figure in the card comes from the checkpoint's metadata (written by :mod:`motion.train`) or from the
+report written by ``chatanyone evaluate``.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .checkpoint import load_models
+from .fileio import atomic_output
+
+
+def render(checkpoint: str, report: str) -> str:
+    m = load_models(checkpoint)
+    info = m.info
+    tr = info["training"]
+    cfg = tr["config"]
+    n_params = {s: sum(p.numel() for p in getattr(m, s).parameters()) for s in ("face", "body")}
+    lines = [
+        f"# Model card: ChatAnyone Bridge motion model {info.get('version', '')} ({cfg['name']})", "",
+        "Hierarchical motion diffusion (after ChatAnyone, arXiv 2503.21144): a face stage (audio -> 27 mouth/jaw "
+        "ARKit weights + neck/head rotation) and a body stage (audio + face stage output -> 11 upper-body joints "
+        "and 2 x 15 finger joints), transformer denoisers with AdaLN(timestep, style), "
+        f"{m.diffusion.num_inference_steps}-step DDIM, x0 prediction, {info['window']}-frame windows with "
+        f"{info['overlap']}-frame inpainted overlaps. Parameters: face {n_params['face']:,}, body "
+        f"{n_params['body']:,} (weights stored as float16). Blinks, brows, squints and gaze come from the "
+        "stochastic idle model `motion/assets/face_idle.json`, fitted to the NeuroSync Live Link capture.", "",
+        "## Licence of the weights", "",
+        ("**Non-commercial use only**: trained partly on BEAT2 (CC BY-NC 4.0)." if tr.get("non_commercial")
+         else "Trained only on data that allows commercial use."), "",
+        "## Training data", "",
+        "| dataset | seconds trained on |", "|---|---|",
+        *[f"| {k} | {v} |" for k, v in tr["train_seconds"].items()], "",
+        "Licences of the data: " + "; ".join(tr["licences"]) + ".", "",
+        "Held out (never trained on): " + ", ".join(f"`{h}`" for h in tr["held_out"]) + ".", "",
+        "Augmentation: left/right mirroring" + (", a copy of every clip with random gain "
+        f"({cfg['gain_db'][0]:+g} to {cfg['gain_db'][1]:+g} dB) and background noise "
+        f"({cfg['noise_dbfs'][0]:g} to {cfg['noise_dbfs'][1]:g} dBFS)" if cfg.get("noise_augment") else "") + ".", "",
+        "## Reproduce", "",
+        "```bash",
+        *([f"chatanyone prepare ../shared/data/videos -o {d}" for d in cfg.get("prepared", [])]),
+        f"{tr['command']}",
+        "```", "",
+        f"Wall time on the 2-core CPU training machine: {tr['wall_time_s'] / 60:.1f} min "
+        f"({cfg['face_steps']} face + {cfg['body_steps']} body steps, batch {cfg['batch_size']}). "
+        f"Final training loss (EMA, normalised units): face {tr['face_final_loss']:.4f}, body "
+        f"{tr['body_final_loss']:.4f}.", "",
+        "## Held-out evaluation (`chatanyone evaluate`)", "",
+    ]
+    body = Path(report).read_text().split("\n", 1)[1].lstrip("\n")
+    return "\n".join(lines) + body.replace("\n## ", "\n### ")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m motion.model_card")
+    ap.add_argument("checkpoint")
+    ap.add_argument("report")
+    ap.add_argument("-o", "--output", required=True)
+    a = ap.parse_args(argv)
+    text = render(a.checkpoint, a.report)
+    with atomic_output(a.output) as tmp:
+        tmp.write_text(text)
+    print(f"wrote {a.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
