@@ -16,8 +16,8 @@ Layout (as the app writes it; checked against ``neurosync_face_only/livelinkface
   ``round(fps)`` (0..59 at 60 fps) and ``mmm`` the sub-frame in thousandths of a frame. We write frame ``i``
   at ``meta["audio_offset_s"] + i / fps`` seconds (0 when the clip has no offset), so timecodes line up with
   the clip's audio file. Drop-frame timecode (29.97) is not written: 29.97 fps writes nominal rate 30.
-* **Head and eyes** (axis/sign convention: :func:`motion.datasets.livelink_angles_to_quat`, whose exact
-  inverse is :func:`quat_to_livelink_angles`): Live Link yaw > 0 turns/looks to the face's **right**
+* **Head and eyes** (axis/sign convention: :func:`motion.conventions.livelink_angles_to_quat`, whose exact
+  inverse is :func:`motion.conventions.quat_to_livelink_angles`): Live Link yaw > 0 turns/looks to the face's **right**
   (our rotation ``-yaw`` about +Y), pitch > 0 looks **down** (``+pitch`` about +X), roll ``-roll`` about
   +Z, composed intrinsic Y, X, Z. ``Head*`` is the neck and head joints composed
   (``R_neck @ R_head``: the head's rotation relative to the upper chest; :func:`motion.datasets.load_neurosync`
@@ -37,7 +37,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from motion.clip import MotionClip
-from motion.conventions import ARKIT_NAMES, JOINT_INDEX, arkit_upper_camel
+from motion.conventions import ARKIT_NAMES, JOINT_INDEX, arkit_upper_camel, quat_to_livelink_angles
 from motion.datasets import LIVELINK_EYE_COLUMNS, LIVELINK_HEAD_COLUMNS
 from motion.errors import ChatAnyoneError
 from motion.fileio import atomic_output
@@ -83,16 +83,6 @@ class LiveLinkTake(NamedTuple):
 # --------------------------------------------------------------------------------------------------
 # Angles
 # --------------------------------------------------------------------------------------------------
-def quat_to_livelink_angles(q: np.ndarray) -> np.ndarray:
-    """Our local rotation quaternions ``[..., 4]`` (xyzw) -> Live Link ``(yaw, pitch, roll)`` ``[..., 3]``
-    float64 radians; the exact inverse of :func:`motion.datasets.livelink_angles_to_quat` for pitch in
-    [-pi/2, pi/2] (yaw = -angle about +Y, pitch = +angle about +X, roll = -angle about +Z, intrinsic YXZ).
-    """
-    q = np.asarray(q, np.float64)
-    e = Rotation.from_quat(q.reshape(-1, 4)).as_euler("YXZ").reshape(*q.shape[:-1], 3)
-    return np.stack([-e[..., 0], e[..., 1], -e[..., 2]], axis=-1)
-
-
 def head_eye_angles(clip: MotionClip) -> tuple[np.ndarray, np.ndarray]:
     """``(head [T, 3], eyes [T, 6])`` float64 Live Link angles (radians) of ``clip``: head from the neck
     and head joints composed, eyes from the eye joints (see the module docstring)."""

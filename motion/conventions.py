@@ -265,6 +265,57 @@ def unity_position_to_unreal(p: np.ndarray) -> np.ndarray:
     return np.stack([-p[..., 0], p[..., 2], p[..., 1]], axis=-1) * 100.0
 
 
+# --------------------------------------------------------------------------------------------------
+# Live Link Face head and eye angles
+# --------------------------------------------------------------------------------------------------
+#: Share of the Live Link head rotation written into the neck joint; the head joint gets the rest.
+NECK_SHARE = 0.4
+
+
+def livelink_angles_to_quat(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
+    """Live Link yaw/pitch/roll (radians) -> our local rotation quaternions ``[..., 4]`` float32 xyzw.
+
+    Axis mapping (ours: +Y up, facing +Z, +X = the face's left): Live Link's angles behave like a
+    left-handed frame with X mirrored (as Unity's), so ``yaw_ours = -yaw`` about +Y (positive = turn to the
+    face's left), ``pitch_ours = +pitch`` about +X (positive = look down), ``roll_ours = -roll`` about +Z.
+    Yaw and pitch signs were measured on a real capture's eye columns against its eyeLook* blendshapes
+    (:func:`motion.datasets.read_livelink_csv`); the roll sign follows from the same mirror and is not
+    verified against data. Composition: intrinsic Y, then X, then Z.
+    """
+    from scipy.spatial.transform import Rotation
+
+    e = np.stack([-np.asarray(yaw, np.float64), np.asarray(pitch, np.float64),
+                  -np.asarray(roll, np.float64)], axis=-1)
+    return Rotation.from_euler("YXZ", e.reshape(-1, 3)).as_quat().reshape(*e.shape[:-1], 4).astype(np.float32)
+
+
+def quat_to_livelink_angles(q: np.ndarray) -> np.ndarray:
+    """Our local rotation quaternions ``[..., 4]`` (xyzw) -> Live Link ``(yaw, pitch, roll)`` ``[..., 3]``
+    float64 radians: the exact inverse of :func:`livelink_angles_to_quat` for pitch in [-pi/2, pi/2]."""
+    from scipy.spatial.transform import Rotation
+
+    q = np.asarray(q, np.float64)
+    e = Rotation.from_quat(q.reshape(-1, 4)).as_euler("YXZ").reshape(*q.shape[:-1], 3)
+    return np.stack([-e[..., 0], e[..., 1], -e[..., 2]], axis=-1)
+
+
+def apply_livelink_head_eyes(rotations: np.ndarray, head: np.ndarray | None = None,
+                             eyes: np.ndarray | None = None) -> None:
+    """Write Live Link angles into ``rotations [T, 55, 4]`` in place.
+
+    ``head [T, 3]`` (yaw, pitch, roll radians) is split between neck (:data:`NECK_SHARE`) and head; ``eyes
+    [T, 6]`` (left yaw, pitch, roll, right yaw, pitch, roll) go into the two eye joints.
+    """
+    if head is not None:
+        h = np.asarray(head, np.float64)
+        rotations[:, JOINT_INDEX["neck"]] = livelink_angles_to_quat(*(NECK_SHARE * h).T)
+        rotations[:, JOINT_INDEX["head"]] = livelink_angles_to_quat(*((1 - NECK_SHARE) * h).T)
+    if eyes is not None:
+        e = np.asarray(eyes, np.float64)
+        rotations[:, JOINT_INDEX["left_eye_smplhf"]] = livelink_angles_to_quat(*e[:, 0:3].T)
+        rotations[:, JOINT_INDEX["right_eye_smplhf"]] = livelink_angles_to_quat(*e[:, 3:6].T)
+
+
 def quat_to_unreal(q: np.ndarray) -> np.ndarray:
     """Our quaternion(s) -> Unreal, through Unity."""
     return unity_quat_to_unreal(quat_to_unity(q))

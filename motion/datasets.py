@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from .clip import MotionClip
-from .conventions import (ARKIT_INDEX, ARKIT_NAMES, HAND_JOINTS, JOINT_INDEX, NUM_ARKIT, NUM_JOINTS,
+from .conventions import (ARKIT_INDEX, apply_livelink_head_eyes, ARKIT_NAMES, HAND_JOINTS, JOINT_INDEX, NUM_ARKIT, NUM_JOINTS,
                           arkit_upper_camel)
 from .rotations import axis_angle_to_quat
 
@@ -54,8 +54,6 @@ BEAT2_REAL_JOINTS: tuple[int, ...] = tuple(JOINT_INDEX[n] for n in (
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
 )) + HAND_JOINTS
 
-#: Share of the Live Link head rotation written into the neck joint; the head joint gets the rest.
-NECK_SHARE = 0.4
 
 #: Live Link Face CSV trailing columns (radians).
 LIVELINK_HEAD_COLUMNS = ("HeadYaw", "HeadPitch", "HeadRoll")
@@ -458,30 +456,14 @@ def read_livelink_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     return d.face, d.head, d.eyes, d.fps
 
 
-def livelink_angles_to_quat(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarray:
-    """Live Link yaw/pitch/roll (radians) -> our local rotation quaternions ``[T, 4]`` float32 xyzw.
-
-    Axis mapping (ours: +Y up, facing +Z, +X = the face's left): Live Link's angles behave like a
-    left-handed frame with X mirrored (as Unity's), so ``yaw_ours = -yaw`` about +Y (positive = turn to the
-    face's left), ``pitch_ours = +pitch`` about +X (positive = look down), ``roll_ours = -roll`` about +Z.
-    Yaw and pitch signs are measured on the eye columns (see :func:`read_livelink_csv`); the roll sign
-    follows from the same mirror and is not verified against data. Composition: intrinsic Y, then X, then Z.
-    """
-    from scipy.spatial.transform import Rotation
-
-    e = np.stack([-np.asarray(yaw, np.float64), np.asarray(pitch, np.float64),
-                  -np.asarray(roll, np.float64)], axis=-1)
-    return Rotation.from_euler("YXZ", e.reshape(-1, 3)).as_quat().reshape(*e.shape[:-1], 4).astype(np.float32)
-
-
 def load_neurosync(root=None) -> list[TrainingClip]:
     """The NeuroSync Live Link Face capture (``neurosync_face_only/*.csv``), 60 -> 30 fps, no audio.
 
     * ``face_mask``: all True except ``tongueOut`` when it is (near) constant zero (max < 1e-3; it is
       here, max 0.0006). Note browOuterUp*, mouthFunnel, mouthLeft, mouthFrown* are exactly zero in this
       capture but are kept as real (the tracker reported them).
-    * Head: HeadYaw/Pitch/Roll go into neck (:data:`NECK_SHARE` = 40 % of each angle) and head (60 %),
-      axes per :func:`livelink_angles_to_quat`; the joints are real only when the columns are not all
+    * Head: HeadYaw/Pitch/Roll go into neck (:data:`motion.conventions.NECK_SHARE` = 40 % of each angle) and head (60 %),
+      axes per :func:`motion.conventions.livelink_angles_to_quat`; the joints are real only when the columns are not all
       zero (in this capture they are all zero, so neck/head are masked out).
     * Eyes: LeftEye*/RightEye* angles go into ``left_eye_smplhf``/``right_eye_smplhf`` (same mapping),
       marked real.
@@ -500,14 +482,11 @@ def load_neurosync(root=None) -> list[TrainingClip]:
         rot = _identity_rotations(T)
         jmask = np.zeros(NUM_JOINTS, bool)
         head_real = bool(np.abs(d.head).max() > 1e-6)
+        eyes_real = bool(np.abs(d.eyes).max() > 1e-6)
+        apply_livelink_head_eyes(rot, d.head if head_real else None, d.eyes if eyes_real else None)
         if head_real:
-            h = d.head.astype(np.float64)
-            rot[:, JOINT_INDEX["neck"]] = livelink_angles_to_quat(*(NECK_SHARE * h).T)
-            rot[:, JOINT_INDEX["head"]] = livelink_angles_to_quat(*((1 - NECK_SHARE) * h).T)
             jmask[[JOINT_INDEX["neck"], JOINT_INDEX["head"]]] = True
-        if np.abs(d.eyes).max() > 1e-6:
-            rot[:, JOINT_INDEX["left_eye_smplhf"]] = livelink_angles_to_quat(*d.eyes[:, 0:3].T)
-            rot[:, JOINT_INDEX["right_eye_smplhf"]] = livelink_angles_to_quat(*d.eyes[:, 3:6].T)
+        if eyes_real:
             jmask[[JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"]]] = True
         fmask = d.present.copy()
         t = ARKIT_INDEX["tongueOut"]

@@ -22,7 +22,7 @@ Inputs (files or folders, searched recursively):
   orientation (``meta["camera_correction_rotvec"]``), so that the average head faces +Z; the torso rotation
   (shoulder line, plus the hip-to-shoulder up vector where the hips are visible) is shared equally by
   spine1-3; collars are not observed (identity, masked); neck and head share the head rotation relative to
-  spine3 as in :data:`motion.datasets.NECK_SHARE`; the root is locked (identity, zero translation).
+  spine3 as in :data:`motion.conventions.NECK_SHARE`; the root is locked (identity, zero translation).
 * **Live Link Face CSV** + same-stem ``.wav``: columns by name (:func:`motion.datasets.read_livelink_csv`);
   every ARKit column and ``Timecode`` must be present; head/eye columns optional.
 * **BEAT2** ``*.smplxflame30.npz`` + ``.wav``: :func:`motion.datasets.beat2_rotations` with the root locked
@@ -573,7 +573,7 @@ def prepare_video(path: Path, models_dir: Path, *, pose: bool = True, hands: boo
         PrepareError: no audio (inside or beside), undecodable file, or the face is tracked in fewer than
             ``min_face_rate`` of the frames.
     """
-    from .datasets import NECK_SHARE
+    from .conventions import NECK_SHARE
     from .face_idle import DEFAULT_GAZE_SCALE, gaze_from_face, gaze_to_quat
     from .landmark_ik import (EXT_INDEX, NUM_EXT, fit_rotations, hand_bone_dirs, split_rotation,
                               torso_rotation)
@@ -828,7 +828,8 @@ def prepare_livelink(path: Path) -> Prepared:
     """
     import csv
 
-    from .datasets import NECK_SHARE, livelink_angles_to_quat, read_livelink_csv
+    from .conventions import apply_livelink_head_eyes
+    from .datasets import read_livelink_csv
 
     wav = _beside_wav(path, path.stem)
     try:
@@ -851,14 +852,12 @@ def prepare_livelink(path: Path) -> Prepared:
     rot = _identity(Tn)
     jv = np.zeros(NUM_JOINTS, bool)
     has = lambda cols: all(c.lower() in header for c in cols)  # noqa: E731
-    if has(("HeadYaw", "HeadPitch", "HeadRoll")) and np.abs(head).max() > 1e-6:
-        h = head.astype(np.float64)
-        rot[:, JOINT_INDEX["neck"]] = livelink_angles_to_quat(*(NECK_SHARE * h).T)
-        rot[:, JOINT_INDEX["head"]] = livelink_angles_to_quat(*((1 - NECK_SHARE) * h).T)
+    head_real = has(("HeadYaw", "HeadPitch", "HeadRoll")) and np.abs(head).max() > 1e-6
+    eyes_real = has(("LeftEyeYaw", "LeftEyePitch", "RightEyeYaw", "RightEyePitch")) and np.abs(eyes).max() > 1e-6
+    apply_livelink_head_eyes(rot, head if head_real else None, eyes if eyes_real else None)
+    if head_real:
         jv[[JOINT_INDEX["neck"], JOINT_INDEX["head"]]] = True
-    if has(("LeftEyeYaw", "LeftEyePitch", "RightEyeYaw", "RightEyePitch")) and np.abs(eyes).max() > 1e-6:
-        rot[:, JOINT_INDEX["left_eye_smplhf"]] = livelink_angles_to_quat(*eyes[:, 0:3].T)
-        rot[:, JOINT_INDEX["right_eye_smplhf"]] = livelink_angles_to_quat(*eyes[:, 3:6].T)
+    if eyes_real:
         jv[[JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"]]] = True
     clip = MotionClip(fps, face, rot, None, {"source_fps": fps}).resample(FPS)
     audio = _load_wav(wav)

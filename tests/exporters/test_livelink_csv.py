@@ -9,7 +9,8 @@ from scipy.spatial.transform import Rotation
 from exporters import livelink_csv as llc
 from motion import MotionClip
 from motion.conventions import ARKIT_INDEX, ARKIT_NAMES, JOINT_INDEX
-from motion.datasets import livelink_angles_to_quat, read_livelink_csv
+from motion.conventions import livelink_angles_to_quat, quat_to_livelink_angles
+from motion.datasets import read_livelink_csv
 from motion.errors import ChatAnyoneError
 from tests.conftest import DATA, needs_data
 from tests.exporters.test_glb import smooth_clip
@@ -35,12 +36,12 @@ def head_eye_clip(T=50, fps=30.0, seed=3):
 
 def test_angles_are_the_inverse_of_the_dataset_convention():
     a = np.random.default_rng(0).uniform(-1.2, 1.2, (200, 3))
-    assert np.abs(llc.quat_to_livelink_angles(livelink_angles_to_quat(*a.T)) - a).max() < 1e-6
+    assert np.abs(quat_to_livelink_angles(livelink_angles_to_quat(*a.T)) - a).max() < 1e-6
     # signs: positive yaw turns to the face's right (-X), positive pitch looks down (-Y)
     fwd = np.array([0.0, 0.0, 1.0])
-    yaw, pitch, _ = llc.quat_to_livelink_angles(Rotation.from_euler("Y", -0.3).as_quat())
+    yaw, pitch, _ = quat_to_livelink_angles(Rotation.from_euler("Y", -0.3).as_quat())
     assert yaw == pytest.approx(0.3) and Rotation.from_euler("Y", -0.3).apply(fwd)[0] < 0
-    _, pitch, _ = llc.quat_to_livelink_angles(Rotation.from_euler("X", 0.2).as_quat())
+    _, pitch, _ = quat_to_livelink_angles(Rotation.from_euler("X", 0.2).as_quat())
     assert pitch == pytest.approx(0.2) and Rotation.from_euler("X", 0.2).apply(fwd)[1] < 0
 
 

@@ -2,7 +2,6 @@
 import csv
 
 import numpy as np
-import pytest
 from scipy.spatial.transform import Rotation as R
 
 from motion import conventions as cv
