@@ -23,8 +23,10 @@ def cmd_animate(a: argparse.Namespace) -> int:
     formats = check_formats(a.formats.split(","))
     intensity = Intensity(a.expression, a.head, a.gesture)
     gen = MotionGenerator(a.checkpoint)
+    guidance = {k: v for k, v in (("face_guidance", a.face_guidance), ("body_guidance", a.body_guidance))
+                if v is not None}
     clip = gen.animate_file(audio, seed=a.seed, fps=a.fps, intensity=intensity, style=a.style,
-                            steps=a.steps, transcript=a.transcript, progress=not a.quiet)
+                            steps=a.steps, transcript=a.transcript, progress=not a.quiet, **guidance)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = export(clip, out_dir, audio.stem, formats)
     if not a.quiet:
@@ -72,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--style", default=None, help="style preset (a training dataset name, e.g. beat2)")
     an.add_argument("--steps", type=int, default=None, help="denoising steps (default from checkpoint)")
     an.add_argument("--transcript", default=None, help="text of the speech, if known")
+    an.add_argument("--face-guidance", type=float, default=None,
+                    help="classifier-free guidance on audio for the face (default motion.inference.FACE_GUIDANCE = 2; 1 = off)")
+    an.add_argument("--body-guidance", type=float, default=None,
+                    help="classifier-free guidance on audio for the body (default motion.inference.BODY_GUIDANCE = 1, off)")
     an.add_argument("--formats", default=DEFAULT_FORMATS,
                     help=f"comma list of npz, glb, vrma, bvh, csv or all (default {DEFAULT_FORMATS})")
     an.add_argument("--checkpoint", default=None, help="model .safetensors (default: shipped)")
