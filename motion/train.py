@@ -362,10 +362,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--install", action="store_true",
                     help="also copy the result to motion/checkpoints/default.safetensors")
     a = ap.parse_args(argv)
-    cfg = TrainConfig.from_toml(a.config)
-    if a.out_dir:
-        cfg.out_dir = a.out_dir
-    path = train(cfg)
+    from .errors import ChatAnyoneError
+    try:
+        cfg = TrainConfig.from_toml(a.config)
+        if a.out_dir:
+            cfg.out_dir = a.out_dir
+        path = train(cfg)
+    except (FileNotFoundError, ValueError, TypeError, tomllib.TOMLDecodeError) as e:
+        raise ChatAnyoneError(f"cannot train from {a.config}: {e}") from None
     print(f"wrote {path}")
     if a.install:
         from .checkpoint import default_checkpoint_path

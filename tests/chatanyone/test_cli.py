@@ -134,3 +134,11 @@ def test_export_subcommand_converts_a_clip(animated, tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cmu_arctic_a0007.csv", "cmu_arctic_a0007.vrma"]
     assert main(["export", str(tmp_path / "missing.npz")]) == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_train_with_a_bad_config_is_a_one_line_error(tmp_path, capsys):
+    assert main(["train", str(tmp_path / "missing.toml")]) == 2
+    (tmp_path / "bad.toml").write_text("bogus_key = 1\n")
+    assert main(["train", str(tmp_path / "bad.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown config keys" in err and "Traceback" not in err
