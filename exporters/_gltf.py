@@ -4,8 +4,12 @@ Sections cited as "spec 3.x" are those of the glTF 2.0 specification (Khronos).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pygltflib as g
+
+from motion.fileio import atomic_output
 
 _TYPES = {1: g.SCALAR, 2: g.VEC2, 3: g.VEC3, 4: g.VEC4, 16: g.MAT4}
 _CTYPES = {np.dtype(np.float32): g.FLOAT, np.dtype(np.uint8): g.UNSIGNED_BYTE,
@@ -62,6 +66,15 @@ class Builder:
         """Declare the single binary buffer and attach the blob (call once, after the last accessor)."""
         self.gltf.buffers = [g.Buffer(byteLength=len(self.blob))]
         self.gltf.set_binary_blob(bytes(self.blob))
+
+
+def save_glb(gltf: g.GLTF2, path) -> Path:
+    """Write ``gltf`` as a binary glTF (``.glb``) atomically (:func:`motion.fileio.atomic_output`)."""
+    path = Path(path)
+    data = b"".join(gltf.save_to_bytes())
+    with atomic_output(path) as tmp:
+        tmp.write_bytes(data)
+    return path
 
 
 class AnimationBuilder:

@@ -45,9 +45,8 @@ from motion.conventions import (
 )
 from motion.errors import ChatAnyoneError
 
-from motion.fileio import atomic_output
 
-from ._gltf import AnimationBuilder, Builder, continuous_quats
+from ._gltf import AnimationBuilder, save_glb, Builder, continuous_quats
 
 BONE_NAME_OPTIONS = ("smplx", "mixamo")
 
@@ -342,9 +341,4 @@ def write(clip: MotionClip, path: str | os.PathLike, *, bone_names: str = "smplx
         ChatAnyoneError: unknown ``bone_names``, an empty clip, a missing or unwritable folder. The file
             is written atomically: on failure nothing is left at ``path``.
     """
-    gltf = build(clip, bone_names=bone_names)
-    path = Path(path)
-    data = b"".join(gltf.save_to_bytes())
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
-    return path
+    return save_glb(build(clip, bone_names=bone_names), path)

@@ -51,9 +51,8 @@ from motion.conventions import (
     SMPLX_TO_VRM, rest_joint_positions,
 )
 from motion.errors import ChatAnyoneError
-from motion.fileio import atomic_output
 
-from ._gltf import AnimationBuilder, Builder, continuous_quats
+from ._gltf import AnimationBuilder, save_glb, Builder, continuous_quats
 
 EXTENSION = "VRMC_vrm_animation"
 SPEC_VERSION = "1.0"
@@ -218,9 +217,4 @@ def write(clip: MotionClip, path: str | os.PathLike, *, expressions: str = "all"
         ChatAnyoneError: not a MotionClip, an empty clip, unknown ``expressions``, a missing or unwritable
             folder. Written atomically: on failure nothing is left at ``path``.
     """
-    gltf = build(clip, expressions=expressions)
-    path = Path(path)
-    data = b"".join(gltf.save_to_bytes())
-    with atomic_output(path) as tmp:
-        tmp.write_bytes(data)
-    return path
+    return save_glb(build(clip, expressions=expressions), path)
