@@ -110,13 +110,27 @@ class MotionGenerator:
         self.overlap = int(info.get("overlap", 30))
         self.styles: list[str] = list(info.get("styles", []))
         self.version = str(info.get("version", "unknown"))
+        tr = info.get("training", {})
+        trained = set(tr.get("train_seconds", {}))
+        body_datasets = set(tr.get("config", {}).get("body_datasets", ["beat2"]))
+        #: style presets each stage was trained with (others have untrained embeddings)
+        self.face_styles = [s for s in self.styles if s in trained]
+        self.body_styles = [s for s in self.face_styles if s in body_datasets]
 
-    def style_id(self, style: str | None) -> int:
-        """Style preset name -> id; ``None`` -> the model's "no style" id."""
+    def style_id(self, style: str | None, stage: str = "face") -> int:
+        """Style preset name -> id for ``stage``; ``None`` -> the "no style" id. The body stage falls back
+        to "no style" for a preset it was not trained with.
+
+        Raises:
+            ChatAnyoneError: a preset the face stage was not trained with.
+        """
+        none = self.models.face.config.num_styles
         if style is None:
-            return self.models.face.config.num_styles
-        if style not in self.styles:
-            raise ChatAnyoneError(f"unknown style {style!r}; choose one of {self.styles}")
+            return none
+        if style not in self.face_styles:
+            raise ChatAnyoneError(f"unknown style {style!r}; choose one of {self.face_styles}")
+        if stage == "body" and style not in self.body_styles:
+            return none
         return self.styles.index(style)
 
     def generate(self, audio: np.ndarray, *, seed: int = 0, fps: float = MODEL_FPS,
@@ -138,7 +152,7 @@ class MotionGenerator:
             raise AudioError(f"audio too short: {len(audio) / SAMPLE_RATE:.3f} s")
         m = self.models
         steps = int(steps or m.diffusion.num_inference_steps)
-        style_id = self.style_id(style)
+        style_id, body_style_id = self.style_id(style), self.style_id(style, "body")
         gen = torch.Generator().manual_seed(int(seed))
         feats = extract_features(audio, SAMPLE_RATE, MODEL_FPS, num_frames=T, transcript=transcript)
         cond = feats.stack().astype(np.float32)
@@ -146,7 +160,7 @@ class MotionGenerator:
         face_n = sample_windows(m.face, sched, cond, style_id, steps, self.window, self.overlap, gen,
                                 face_guidance, progress, "face stage")
         body_cond = np.concatenate([cond, face_n], axis=1)
-        body_n = sample_windows(m.body, sched, body_cond, style_id, steps, self.window, self.overlap, gen,
+        body_n = sample_windows(m.body, sched, body_cond, body_style_id, steps, self.window, self.overlap, gen,
                                 body_guidance, progress, "body stage")
         face_vec = face_n * m.face_std.numpy() + m.face_mean.numpy()
         body_vec = body_n * m.body_std.numpy() + m.body_mean.numpy()

@@ -142,3 +142,15 @@ def test_train_with_a_bad_config_is_a_one_line_error(tmp_path, capsys):
     assert main(["train", str(tmp_path / "bad.toml")]) == 2
     err = capsys.readouterr().err
     assert "unknown config keys" in err and "Traceback" not in err
+
+
+def test_style_presets_are_the_trained_ones(tmp_path, capsys):
+    from motion.inference import MotionGenerator
+    gen = MotionGenerator()
+    assert gen.face_styles == ["facegood", "beat2"] and gen.body_styles == ["beat2"]
+    none = gen.models.face.config.num_styles
+    assert gen.style_id("facegood", "body") == none and gen.style_id("beat2", "body") == 1
+    assert main(["animate", str(SAMPLE), "-o", str(tmp_path), "-q", "--style", "neurosync"]) == 2
+    assert "choose one of ['facegood', 'beat2']" in capsys.readouterr().err
+    assert main(["animate", str(SAMPLE), "-o", str(tmp_path), "-q", "--formats", "npz", "--style", "facegood"]) == 0
+    assert MotionClip.load(tmp_path / "cmu_arctic_a0007.npz").meta["style"] == "facegood"
