@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .checkpoint import load_models
 from .fileio import atomic_output
+from .inference import BODY_GUIDANCE, FACE_GUIDANCE
 
 
 def render(checkpoint: str, report: str) -> str:
@@ -50,6 +51,9 @@ def render(checkpoint: str, report: str) -> str:
         f"Final training loss (EMA, normalised units): face {tr['face_final_loss']:.4f}, body "
         f"{tr['body_final_loss']:.4f}.", "",
         "## Held-out evaluation (`chatanyone evaluate`)", "",
+        f"Sampling as `chatanyone animate` does by default: {m.diffusion.num_inference_steps} DDIM steps, "
+        f"classifier-free guidance on audio {FACE_GUIDANCE:g} for the face stage and {BODY_GUIDANCE:g} for the "
+        "body stage, seed 0.", "",
     ]
     body = Path(report).read_text().split("\n", 1)[1].lstrip("\n")
     return "\n".join(lines) + body.replace("\n## ", "\n### ")
