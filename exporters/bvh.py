@@ -42,7 +42,7 @@ from scipy.spatial.transform import Rotation
 
 from motion.clip import MotionClip
 from motion.conventions import (
-    ARKIT_NAMES, JOINT_INDEX, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS, rest_offsets,
+    ARKIT_NAMES, JOINT_INDEX, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS, children_of, rest_offsets,
 )
 from motion.errors import ChatAnyoneError
 
@@ -120,16 +120,8 @@ def write(clip: MotionClip, path: str | os.PathLike, *, euler_order: str = "ZXY"
     return path
 
 
-def _children() -> list[list[int]]:
-    kids: list[list[int]] = [[] for _ in range(NUM_JOINTS)]
-    for j, p in enumerate(SMPLX_PARENTS):
-        if p >= 0:
-            kids[p].append(j)
-    return kids
-
-
 def _dfs_order() -> list[int]:
-    kids, out, stack = _children(), [], [0]
+    kids, out, stack = children_of(SMPLX_PARENTS), [], [0]
     while stack:
         j = stack.pop()
         out.append(j)
@@ -139,7 +131,7 @@ def _dfs_order() -> list[int]:
 
 def _hierarchy_text(order: str) -> str:
     off_cm = rest_offsets().astype(np.float64) * CM_PER_M
-    kids = _children()
+    kids = children_of(SMPLX_PARENTS)
     rot_channels = " ".join(f"{a}rotation" for a in order)
     lines = ["HIERARCHY"]
 

@@ -94,6 +94,15 @@ SMPLX_PARENTS: tuple[int, ...] = (
     21, 40, 41, 21, 43, 44, 21, 46, 47, 21, 49, 50, 21, 52, 53,
 )
 
+def children_of(parents) -> list[list[int]]:
+    """Child indices of each joint, from a parents array (``-1`` for the root)."""
+    kids: list[list[int]] = [[] for _ in parents]
+    for j, p in enumerate(parents):
+        if p >= 0:
+            kids[p].append(j)
+    return kids
+
+
 LEFT_HAND_JOINTS = tuple(range(25, 40))
 RIGHT_HAND_JOINTS = tuple(range(40, 55))
 HAND_JOINTS = LEFT_HAND_JOINTS + RIGHT_HAND_JOINTS

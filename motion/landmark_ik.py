@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from .conventions import JOINT_INDEX, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS, rest_offsets
+from .conventions import JOINT_INDEX, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS, children_of, rest_offsets
 
 FINGERS = ("index", "middle", "pinky", "ring", "thumb")  # MANO order
 TIP_LENGTH_RATIO = 0.8
@@ -87,15 +87,7 @@ def ext_rest_offsets() -> np.ndarray:
     return np.concatenate([off, np.asarray(tips)], 0)
 
 
-def _children() -> list[list[int]]:
-    ch: list[list[int]] = [[] for _ in range(NUM_EXT)]
-    for c, p in enumerate(EXT_PARENTS):
-        if p >= 0:
-            ch[p].append(c)
-    return ch
-
-
-EXT_CHILDREN = _children()
+EXT_CHILDREN = children_of(EXT_PARENTS)
 
 
 @dataclass
