@@ -81,14 +81,18 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
     x = noise if noise is not None else torch.randn((B, T, D), generator=generator)
     x = x * scheduler.init_noise_sigma
     x0 = x
-    keep_all = torch.ones(B, dtype=torch.bool)
-    drop_all = torch.zeros(B, dtype=torch.bool)
+    guided = guidance_scale != 1.0
+    # with guidance, the conditional and unconditional passes run as one batch of 2B
+    keep = torch.cat([torch.ones(B, dtype=torch.bool), torch.zeros(B, dtype=torch.bool)]) if guided \
+        else torch.ones(B, dtype=torch.bool)
+    cond2, style2 = (torch.cat([cond, cond]), torch.cat([style, style])) if guided else (cond, style)
     for t in scheduler.timesteps:
-        tt = torch.full((B,), int(t), dtype=torch.long)
-        x0 = model(x, tt, cond, style, keep_all).sample
-        if guidance_scale != 1.0:
-            x0_u = model(x, tt, cond, style, drop_all).sample
-            x0 = x0_u + guidance_scale * (x0 - x0_u)
+        tt = torch.full((len(keep),), int(t), dtype=torch.long)
+        if guided:
+            x0_c, x0_u = model(torch.cat([x, x]), tt, cond2, style2, keep).sample.chunk(2)
+            x0 = x0_u + guidance_scale * (x0_c - x0_u)
+        else:
+            x0 = model(x, tt, cond2, style2, keep).sample
         if known is not None:
             x0 = torch.where(known_mask, known, x0)
         x = scheduler.step(x0, t, x, eta=0.0).prev_sample

@@ -21,11 +21,11 @@ from .checkpoint import StageModels, load_models
 from .clip import MotionClip
 from .conventions import ARKIT_MOUTH, BODY_STAGE_JOINTS, EYE_JOINTS, HEAD_JOINTS
 from .errors import AudioError, ChatAnyoneError
-from .face_idle import FaceIdleModel
+from .face_idle import IDLE_MASK, FaceIdleModel
 from .features import extract_features
 from .model import MotionDenoiser
 from .representation import assemble
-from .rotations import axis_angle_to_quat, quat_to_axis_angle
+from .rotations import axis_angle_to_quat, quat_to_axis_angle, sixd_to_quat
 from . import diffusion
 
 MODEL_FPS = 30.0
@@ -33,6 +33,9 @@ MODEL_FPS = 30.0
 #: FACEGOOD clip, held-out BEAT2 tail, sample speech): 1.0 leaves jawOpen at 0.08-0.125 inside pauses;
 #: 2.0 brings it to 0.025-0.08 while jawOpen-energy r stays 0.67-0.81 (3.0 costs lip-sync r).
 FACE_GUIDANCE = 2.0
+#: Offline default for pocketsphinx all-phone recognition when no transcript is given. The model is
+#: trained with phone dropout and works without phones (as streaming always does).
+RECOGNISE_PHONES = True
 #: Guidance for the body stage (1 = off: gestures keep the amplitude of the training data).
 BODY_GUIDANCE = 1.0
 
@@ -43,7 +46,8 @@ class Intensity:
 
     expression: scales every face blendshape weight (then clipped to [0, 1]).
     head: scales the neck/head rotation angles.
-    gesture: scales upper-body and finger rotations about the clip's mean pose.
+    gesture: scales upper-body and finger rotations about the training data's mean pose
+        (:attr:`MotionGenerator.reference_pose`; a fixed pose, so streaming and offline agree).
     """
 
     expression: float = 1.0
@@ -137,8 +141,12 @@ class MotionGenerator:
                  intensity: Intensity | None = None, style: str | None = None, steps: int | None = None,
                  transcript: str | None = None, face_guidance: float = FACE_GUIDANCE,
                  body_guidance: float = BODY_GUIDANCE, progress: bool = False,
-                 audio_source: str | None = None, audio_offset_s: float = 0.0) -> MotionClip:
+                 audio_source: str | None = None, audio_offset_s: float = 0.0,
+                 phones: bool | None = None) -> MotionClip:
         """Generate motion for 16 kHz mono float32 ``audio`` ``[N]``.
+
+        ``phones``: run pocketsphinx phone recognition for the phone features (default
+        :data:`RECOGNISE_PHONES`); a ``transcript`` always force-aligns phones.
 
         Returns:
             ``MotionClip`` at ``fps`` (the model runs at 30 fps; other rates are resampled, slerp for
@@ -154,7 +162,9 @@ class MotionGenerator:
         steps = int(steps or m.diffusion.num_inference_steps)
         style_id, body_style_id = self.style_id(style), self.style_id(style, "body")
         gen = torch.Generator().manual_seed(int(seed))
-        feats = extract_features(audio, SAMPLE_RATE, MODEL_FPS, num_frames=T, transcript=transcript)
+        phones = RECOGNISE_PHONES if phones is None else bool(phones)
+        feats = extract_features(audio, SAMPLE_RATE, MODEL_FPS, num_frames=T, transcript=transcript,
+                                 phones=phones or bool(transcript))
         cond = feats.stack().astype(np.float32)
         sched = m.diffusion.scheduler()
         face_n = sample_windows(m.face, sched, cond, style_id, steps, self.window, self.overlap, gen,
@@ -162,28 +172,48 @@ class MotionGenerator:
         body_cond = np.concatenate([cond, face_n], axis=1)
         body_n = sample_windows(m.body, sched, body_cond, body_style_id, steps, self.window, self.overlap, gen,
                                 body_guidance, progress, "body stage")
-        face_vec = face_n * m.face_std.numpy() + m.face_mean.numpy()
-        body_vec = body_n * m.body_std.numpy() + m.body_mean.numpy()
-        clip = assemble(face_vec, body_vec, MODEL_FPS)
-
         idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
-        face = clip.face.copy()
-        fill = idle.mask.copy()
-        fill[list(ARKIT_MOUTH)] = False
-        face[:, fill] = idle.face[:, fill]
-        rot = clip.rotations.copy()
-        rot[:, list(EYE_JOINTS)] = idle.eye_rotations
-        face, rot = _apply_intensity(face, rot, intensity)
+        face, rot = self.finish(face_n, body_n, idle.face, idle.eye_rotations, intensity)
         meta = {
             "model_version": self.version, "seed": int(seed), "style": style,
             "intensity": asdict(intensity), "steps": steps,
             "guidance": {"face": face_guidance, "body": body_guidance},
             "audio_source": audio_source, "audio_offset_s": float(audio_offset_s),
             "audio_sample_rate": SAMPLE_RATE, "audio_duration_s": len(audio) / SAMPLE_RATE,
-            "root": "locked",
+            "root": "locked", "phones": "aligned" if transcript else ("recognised" if phones else "none"),
         }
         out = MotionClip(MODEL_FPS, face, rot, None, meta)
         return out if abs(fps - MODEL_FPS) < 1e-9 else out.resample(fps)
+
+    def finish(self, face_n: np.ndarray, body_n: np.ndarray, idle_face: np.ndarray, eye_rotations: np.ndarray,
+               intensity: Intensity) -> tuple[np.ndarray, np.ndarray]:
+        """Normalised stage outputs -> final ``face [T, 52]`` and ``rotations [T, 55, 4]``.
+
+        De-normalises both stage vectors, fills the channels the model does not make (blinks, brows, gaze,
+        squint, cheeks, nose) from ``idle_face`` ``[T, 52]`` and ``eye_rotations`` ``[T, 2, 4]`` (a
+        :class:`FaceIdleModel` sample), then applies ``intensity``. Frame-local, so the streaming API
+        uses it chunk by chunk with the same result.
+        """
+        m = self.models
+        face_vec = face_n * m.face_std.numpy() + m.face_mean.numpy()
+        body_vec = body_n * m.body_std.numpy() + m.body_mean.numpy()
+        clip = assemble(face_vec, body_vec, MODEL_FPS)
+        face = clip.face.copy()
+        fill = IDLE_MASK.copy()
+        fill[list(ARKIT_MOUTH)] = False
+        face[:, fill] = idle_face[:, fill]
+        rot = clip.rotations.copy()
+        rot[:, list(EYE_JOINTS)] = eye_rotations
+        return _apply_intensity(face, rot, intensity, self.reference_pose)
+
+    @property
+    def reference_pose(self) -> np.ndarray:
+        """``[41, 4]`` quaternions of ``BODY_STAGE_JOINTS``: the training data's mean pose (the body
+        normalisation mean, orthonormalised), about which ``Intensity.gesture`` scales the motion."""
+        if not hasattr(self, "_reference_pose"):
+            mean = self.models.body_mean.numpy().reshape(len(BODY_STAGE_JOINTS), 6)
+            self._reference_pose = sixd_to_quat(mean).astype(np.float32)
+        return self._reference_pose
 
     def animate_file(self, path: str | os.PathLike, **kwargs) -> MotionClip:
         """Load an audio file (any common format, rate, channels) and :meth:`generate` for it."""
@@ -199,7 +229,8 @@ def _scale_about(q: np.ndarray, ref: np.ndarray, k: float) -> np.ndarray:
     return (r_ref * R.from_rotvec(delta)).as_quat().reshape(T, J, 4).astype(np.float32)
 
 
-def _apply_intensity(face: np.ndarray, rot: np.ndarray, it: Intensity) -> tuple[np.ndarray, np.ndarray]:
+def _apply_intensity(face: np.ndarray, rot: np.ndarray, it: Intensity,
+                     reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     face = np.clip(face * it.expression, 0.0, 1.0)
     rot = rot.copy()
     if it.head != 1.0:
@@ -208,11 +239,6 @@ def _apply_intensity(face: np.ndarray, rot: np.ndarray, it: Intensity) -> tuple[
         rot[:, head] = axis_angle_to_quat(aa)
     if it.gesture != 1.0:
         body = list(BODY_STAGE_JOINTS)
-        ref = np.stack([_mean_quat(rot[:, j]) for j in body])
-        rot[:, body] = _scale_about(rot[:, body], ref, it.gesture)
+        rot[:, body] = _scale_about(rot[:, body], reference, it.gesture)
     return face, rot
 
-
-def _mean_quat(q: np.ndarray) -> np.ndarray:
-    """Rotation mean of ``q [T, 4]`` (scipy ``Rotation.mean``, Markley et al. 2007)."""
-    return R.from_quat(q).mean().as_quat()

@@ -5,7 +5,8 @@ shipped checkpoint from ``../shared/data``: the face stage learns mouth weights 
 channels only, masked loss) and head motion from both BEAT2 takes; the body stage learns upper body and
 fingers from BEAT2, conditioned on audio and on the face stage's *generated* mouth plus the real head
 motion (so at inference it sees what it saw in training). Held-out clips (config) are never trained on.
-Augmentation: left/right mirroring (joints swapped, rotations mirrored, ARKit L/R channels swapped).
+Augmentation: left/right mirroring (joints swapped, rotations mirrored, ARKit L/R channels swapped), optional
+gain/noise copies, phone dropout and random window lengths (so the same weights serve streaming).
 """
 from __future__ import annotations
 
@@ -28,13 +29,15 @@ from .clip import MotionClip
 from .conventions import ARKIT_MIRROR, ARKIT_MOUTH, BODY_STAGE_JOINTS, JOINT_MIRROR
 from .datasets import TrainingClip, data_root, load_beat2, load_facegood, load_prepared
 from .diffusion import DiffusionConfig, diffusion_loss
-from .features import FEATURE_DIM, extract_features
+from .features import FEATURE_DIM, FEATURE_LAYOUT, SIL_INDEX, extract_features
 from .inference import sample_windows
 from .model import DenoiserConfig, MotionDenoiser
 from .representation import (BODY_DIM, FACE_DIM, FACE_MOUTH_DIM, body_vector, body_vector_mask,
                              face_vector, face_vector_mask)
 from .rotations import mirror_quat
 
+#: columns of the phone posteriors in the model input (the last block of FEATURE_LAYOUT)
+PHONE_SLICE = slice(FEATURE_DIM - dict(FEATURE_LAYOUT)["phones"], FEATURE_DIM)
 STYLES = ("facegood", "beat2", "neurosync", "video")
 LOADERS = {"facegood": load_facegood, "beat2": load_beat2}
 
@@ -68,6 +71,12 @@ class TrainConfig:
     cond_dropout: float = 0.1
     style_dropout: float = 0.5
     mirror: bool = True
+    #: fraction of training windows whose phone block is replaced by all-'SIL' (the "no phones" input of
+    #: streaming and of offline inference without pocketsphinx), so the model works with and without phones
+    phone_dropout: float = 0.0
+    #: when > 0, each batch uses one random window length in [min_window, window] frames (streaming
+    #: samples short windows); 0 = always ``window``
+    min_window: int = 0
     #: extra copy of every clip with its audio gain changed and background noise added (robustness, and so
     #: that a noise floor in the pauses reads as silence): gain in dB and noise level in dBFS, uniform
     noise_augment: bool = True
@@ -219,12 +228,13 @@ class WindowSampler:
             self.by_ds.setdefault(it.dataset, []).append(i)
         self.ds_names = sorted(self.by_ds)
 
-    def draw(self) -> tuple[Item, int]:
+    def draw(self, window: int | None = None) -> tuple[Item, int]:
+        window = window or self.window
         ds = self.ds_names[self.rng.integers(len(self.ds_names))]
         idx = self.by_ds[ds]
         lens = np.array([len(self.items[i].cond) for i in idx], float)
         it = self.items[idx[self.rng.choice(len(idx), p=lens / lens.sum())]]
-        start = int(self.rng.integers(0, max(1, len(it.cond) - self.window + 1)))
+        start = int(self.rng.integers(0, max(1, len(it.cond) - window + 1)))
         return it, start
 
 
@@ -290,14 +300,20 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         sampler = WindowSampler(items, W, rng)
 
         def batch():
-            draws = [sampler.draw() for _ in range(B)]
+            L = int(rng.integers(cfg.min_window, W + 1)) if cfg.min_window > 0 else W
+            draws = [sampler.draw(L) for _ in range(B)]
 
             def crop(attr):
-                return np.stack([_crop(getattr(it, attr), s, W) for it, s in draws])
+                return np.stack([_crop(getattr(it, attr), s, L) for it, s in draws])
+            c = crop(cond)
+            if cfg.phone_dropout > 0:
+                drop = rng.random(B) < cfg.phone_dropout
+                c[drop, :, PHONE_SLICE] = 0.0
+                c[drop, :, PHONE_SLICE.start + SIL_INDEX] = 1.0
             style = np.array([it.style for it, _ in draws])
             style[rng.random(B) < cfg.style_dropout] = n_styles      # "no style" (CFG null)
             keep = rng.random(B) >= cfg.cond_dropout                  # audio dropped (CFG null)
-            return (torch.from_numpy((crop(target) - mean) / std).float(), torch.from_numpy(crop(cond)),
+            return (torch.from_numpy((crop(target) - mean) / std).float(), torch.from_numpy(c),
                     torch.from_numpy(style).long(), torch.from_numpy(crop(mask)), torch.from_numpy(keep))
         return batch
 

@@ -1,0 +1,302 @@
+"""Streaming speech -> motion: audio chunks of any size in, final frames out, with a fixed lookahead.
+
+:class:`MotionStream` runs the same two-stage model (same weights) as :class:`motion.inference.MotionGenerator`,
+on short windows that slide with the audio:
+
+* every ``hop_frames`` frames (a *step*), one window of ``context_frames`` frames ending ``lookahead_frames``
+  frames after the newest frame to emit is sampled, face stage then body stage;
+* the window's frames already emitted are inpainted (kept fixed), so the motion continues them without a
+  seam (the overlap-inpainting of ChatAnyone §3.1 / offline :func:`motion.inference.sample_windows`);
+* the newest ``hop_frames`` frames are emitted; the last ``lookahead_frames`` frames of the window are
+  only a look ahead and are sampled again by the next step.
+
+A frame at time ``t`` is therefore final once the audio up to ``t + lookahead_s`` has arrived
+(:attr:`MotionStream.lookahead_s`: ``lookahead_frames / 30`` s plus 64 ms the audio features look ahead),
+and it leaves at the next step, at most ``hop_frames - 1`` frames later.
+
+Determinism: a step runs as soon as the audio it needs is there, and its noise is seeded by ``(seed,
+step)``, so the output depends on the audio and the seed only, not on how the audio was cut into chunks:
+20 ms chunks and the whole file in one :meth:`MotionStream.push` give identical frames.
+:func:`stream_clip` is that offline use of the streaming path.
+
+Streaming differs from the offline default in three documented ways: no pocketsphinx phones (the features'
+phone block is all 'SIL'; the model is trained with phone dropout for this), shorter windows, and the
+blink/brow/gaze model sampled without its speech-energy coupling, in blocks of 5 minutes.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from . import diffusion
+from .audio import SAMPLE_RATE
+from .clip import MotionClip
+from .errors import AudioError, ChatAnyoneError
+from .features import extract_features
+from .frames import MotionFrame
+from .inference import BODY_GUIDANCE, FACE_GUIDANCE, MODEL_FPS, Intensity, MotionGenerator
+
+#: Samples of audio the features of a frame need after the frame's time: YIN's centred 64 ms frame
+#: (32 ms), the 10 ms box smoothing and the 100 Hz -> 30 fps interpolation (20 ms), rounded up to 64 ms.
+FEATURE_LOOKAHEAD_SAMPLES = 1024
+_SAMPLES_PER_3_FRAMES = 1600          # 3 frames at 30 fps = 0.1 s = 1600 samples at 16 kHz
+_MARGIN = 6                           # frames of audio before a window that its features need
+_IDLE_BLOCK = 9000                    # frames (5 min) per independently sampled blink/gaze block
+
+
+@dataclass(frozen=True)
+class StreamConfig:
+    """Window schedule of :class:`MotionStream` (frames at 30 fps).
+
+    Attributes:
+        context_frames: window length W (multiple of 3, <= 120); 48 = 1.6 s.
+        hop_frames: frames emitted per step H (>= 1); 3 = 100 ms.
+        lookahead_frames: frames of audio after the last emitted frame that a step waits for L (>= 0).
+        steps: denoising steps per window (default: the checkpoint's).
+
+    Raises:
+        ChatAnyoneError: a schedule that does not fit (W not a multiple of 3, H + L >= W, ...).
+    """
+
+    context_frames: int = 48
+    hop_frames: int = 3
+    lookahead_frames: int = 3
+    steps: int | None = None
+
+    def __post_init__(self):
+        W, H, L = self.context_frames, self.hop_frames, self.lookahead_frames
+        if W % 3 or not 12 <= W <= 120:
+            raise ChatAnyoneError(f"context_frames must be a multiple of 3 in [12, 120], got {W}")
+        if H < 1 or L < 0 or H + L >= W:
+            raise ChatAnyoneError(f"need hop_frames >= 1, lookahead_frames >= 0 and hop + lookahead < "
+                                  f"context_frames; got {H}, {L}, {W}")
+
+
+def _frame_samples(frames: int) -> int:
+    """Sample index (16 kHz) of frame ``frames`` (30 fps); exact when ``frames`` is a multiple of 3."""
+    return (frames * _SAMPLES_PER_3_FRAMES + 2) // 3
+
+
+@dataclass
+class StreamStats:
+    """Timing of a stream: ``compute_s`` per step (seconds of wall time), frames emitted."""
+
+    compute_s: list[float] = field(default_factory=list)
+    frames: int = 0
+
+
+class MotionStream:
+    """Push audio, get motion frames.
+
+    Args:
+        generator: a loaded :class:`MotionGenerator` (its weights are used as they are).
+        seed, style, intensity, face_guidance, body_guidance: as in :meth:`MotionGenerator.generate`.
+        config: :class:`StreamConfig` (window schedule, denoising steps).
+
+    Attributes:
+        fps: 30.0, the rate of the frames yielded.
+        lookahead_s: seconds of audio after a frame's time needed before the frame is final.
+        max_wait_s: longest time a frame can wait for its audio and its step, compute excluded:
+            ``(hop_frames - 1 + lookahead_frames) / 30 + 0.064`` s.
+        stats: :class:`StreamStats`.
+    """
+
+    fps = MODEL_FPS
+
+    def __init__(self, generator: MotionGenerator, *, seed: int = 0, style: str | None = None,
+                 intensity: Intensity | None = None, face_guidance: float = FACE_GUIDANCE,
+                 body_guidance: float = BODY_GUIDANCE, config: StreamConfig | None = None):
+        self.gen = generator
+        self.config = cfg = config or StreamConfig()
+        if cfg.context_frames > generator.models.face.config.max_frames:
+            raise ChatAnyoneError(f"context_frames {cfg.context_frames} exceeds the model's "
+                                  f"{generator.models.face.config.max_frames}")
+        self.seed = int(seed)
+        self.intensity = intensity or Intensity()
+        self.style_ids = (generator.style_id(style), generator.style_id(style, "body"))
+        self.guidance = (float(face_guidance), float(body_guidance))
+        self.steps = int(cfg.steps or generator.models.diffusion.num_inference_steps)
+        self.scheduler = generator.models.diffusion.scheduler()
+        W, H, L = cfg.context_frames, cfg.hop_frames, cfg.lookahead_frames
+        self.lookahead_s = L / MODEL_FPS + FEATURE_LOOKAHEAD_SAMPLES / SAMPLE_RATE
+        self.max_wait_s = (H - 1 + L) / MODEL_FPS + FEATURE_LOOKAHEAD_SAMPLES / SAMPLE_RATE
+        self.stats = StreamStats()
+        # Internal frame i = external frame i - PAD: the stream starts after PAD frames of silence, so every
+        # window is a full W frames long, as in training.
+        self._pad = W + _MARGIN
+        self._audio = np.zeros(_frame_samples(self._pad), np.float32)   # internal samples from _audio_base
+        self._audio_base = 0
+        self._received = 0           # external samples pushed
+        self._step = 0               # next step index
+        self._emitted = 0            # external frames emitted
+        self._motion_base = 0        # internal frame of _face_n[0]
+        fd, bd = generator.models.face.config.motion_dim, generator.models.body.config.motion_dim
+        self._face_n = np.zeros((0, fd), np.float32)
+        self._body_n = np.zeros((0, bd), np.float32)
+        self._idle: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._closed = False
+
+    # ---------------------------------------------------------------------------------------- public
+    def push(self, samples: np.ndarray) -> list[MotionFrame]:
+        """Add ``[N]`` float32 mono 16 kHz samples (any N >= 0); returns the frames that became final.
+
+        Raises:
+            AudioError: not 1-D, or NaN/inf samples. ChatAnyoneError: pushing after :meth:`flush`.
+        """
+        if self._closed:
+            raise ChatAnyoneError("this stream was flushed; start a new MotionStream")
+        y = np.asarray(samples, dtype=np.float32)
+        if y.ndim != 1:
+            raise AudioError(f"push mono samples of shape [N], got shape {y.shape}")
+        if not np.isfinite(y).all():
+            raise AudioError("audio chunk contains NaN or infinite samples")
+        self._audio = np.concatenate([self._audio, y])
+        self._received += len(y)
+        out: list[MotionFrame] = []
+        H, L = self.config.hop_frames, self.config.lookahead_frames
+        while True:
+            end = (self._step + 1) * H + L
+            if _frame_samples(end) + FEATURE_LOOKAHEAD_SAMPLES > self._received:
+                break
+            out += self._run_step(end, (self._step + 1) * H)
+        return out
+
+    def flush(self) -> list[MotionFrame]:
+        """End of the audio: emit every remaining frame (``round(samples / 16000 * 30)`` in all).
+
+        Raises:
+            AudioError: fewer than 2 frames of audio were pushed in all.
+        """
+        if self._closed:
+            return []
+        self._closed = True
+        T = int(round(self._received / SAMPLE_RATE * MODEL_FPS))
+        if T < 2 and self._emitted == 0:
+            raise AudioError(f"audio too short: {self._received / SAMPLE_RATE:.3f} s")
+        H, L = self.config.hop_frames, self.config.lookahead_frames
+        out: list[MotionFrame] = []
+        while self._emitted < T:
+            end = min((self._step + 1) * H + L, T)
+            out += self._run_step(end, T if end == T else min((self._step + 1) * H, T))
+        return out
+
+    # -------------------------------------------------------------------------------------- internals
+    def _features(self, start: int, end: int) -> np.ndarray:
+        """``[end - start, 123]`` model input for internal frames [start, end).
+
+        The features are computed on the audio from a frame on the 0.1 s grid (a multiple of 3 frames,
+        so the 100 Hz analysis frames fall where the offline ones do) at least ``_MARGIN`` frames before
+        ``start``, to ``FEATURE_LOOKAHEAD_SAMPLES`` after ``end``.
+        """
+        fs = ((start - _MARGIN) // 3) * 3
+        a = _frame_samples(fs) - self._audio_base
+        b = _frame_samples(end) + FEATURE_LOOKAHEAD_SAMPLES - self._audio_base
+        buf = self._audio[a:b]
+        if len(buf) < b - a:  # end of the stream: silence after the audio
+            buf = np.pad(buf, (0, b - a - len(buf)))
+        feats = extract_features(buf, SAMPLE_RATE, MODEL_FPS, phones=False).stack()
+        return feats[start - fs:end - fs]
+
+    def _idle_frames(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+        """Blink/brow/gaze face ``[b-a, 52]`` and eye rotations ``[b-a, 2, 4]`` for external frames [a, b)."""
+        faces, eyes = [], []
+        for blk in range(a // _IDLE_BLOCK, (b - 1) // _IDLE_BLOCK + 1):
+            if blk not in self._idle:
+                s = self.gen.idle.sample(_IDLE_BLOCK, MODEL_FPS, seed=self.seed * 100_003 + blk)
+                self._idle = {blk: (s.face, s.eye_rotations)}  # keep one block
+            f, e = self._idle[blk]
+            lo, hi = max(a, blk * _IDLE_BLOCK) - blk * _IDLE_BLOCK, min(b, (blk + 1) * _IDLE_BLOCK) - blk * _IDLE_BLOCK
+            faces.append(f[lo:hi])
+            eyes.append(e[lo:hi])
+        return np.concatenate(faces), np.concatenate(eyes)
+
+    def _sample_stage(self, model, cond: np.ndarray, known: np.ndarray, n_known: int, style: int,
+                      guidance: float, gen: torch.Generator) -> np.ndarray:
+        D = model.config.motion_dim
+        W = cond.shape[0]
+        mask = None
+        kn = None
+        if n_known > 0:
+            kn = torch.zeros((1, W, D))
+            kn[0, :n_known] = torch.from_numpy(known[:n_known])
+            mask = torch.zeros((1, W, D), dtype=torch.bool)
+            mask[:, :n_known] = True
+        x0 = diffusion.sample(model, self.scheduler, torch.from_numpy(cond)[None], torch.tensor([style]),
+                              self.steps, gen, kn, mask, guidance)
+        return x0[0].numpy()
+
+    def _run_step(self, end_ext: int, emit_end_ext: int) -> list[MotionFrame]:
+        t0 = time.perf_counter()
+        W = self.config.context_frames
+        m = self.gen.models
+        e = end_ext + self._pad
+        s = e - W
+        committed = self._emitted + self._pad           # internal frames < committed are fixed
+        if len(self._face_n) == 0:
+            self._motion_base = s
+        k0 = s - self._motion_base                      # >= 0: see the trimming below
+        n_known = max(0, min(committed, self._motion_base + len(self._face_n)) - s)
+        known_face = self._face_n[k0:k0 + n_known] if n_known else None
+        known_body = self._body_n[k0:k0 + n_known] if n_known else None
+        seed = int(np.random.SeedSequence([self.seed, self._step]).generate_state(1)[0])
+        gen = torch.Generator().manual_seed(seed)
+        cond = self._features(s, e)
+        face_n = self._sample_stage(m.face, cond, known_face, n_known, self.style_ids[0], self.guidance[0], gen)
+        body_cond = np.concatenate([cond, face_n], axis=1)
+        body_n = self._sample_stage(m.body, body_cond, known_body, n_known, self.style_ids[1], self.guidance[1], gen)
+        # keep the window's motion (the committed part is unchanged by inpainting)
+        self._face_n = np.concatenate([self._face_n[:k0], face_n])
+        self._body_n = np.concatenate([self._body_n[:k0], body_n])
+        # emit
+        a_int, b_int = self._emitted + self._pad, emit_end_ext + self._pad
+        i0, i1 = a_int - self._motion_base, b_int - self._motion_base
+        idle_face, eye_rot = self._idle_frames(self._emitted, emit_end_ext)
+        face, rot = self.gen.finish(self._face_n[i0:i1], self._body_n[i0:i1], idle_face, eye_rot, self.intensity)
+        frames = [MotionFrame(i, i / MODEL_FPS, face[j], rot[j], np.zeros(3, np.float32))
+                  for j, i in enumerate(range(self._emitted, emit_end_ext))]
+        self._emitted = emit_end_ext
+        self._step += 1
+        # forget what no later window reaches: a later window ends at or after the last emitted frame,
+        # so it starts at or after committed - W
+        new_base = self._emitted + self._pad - W
+        drop = new_base - self._motion_base
+        if drop > 0:
+            self._face_n, self._body_n = self._face_n[drop:], self._body_n[drop:]
+            self._motion_base = new_base
+        keep_from = _frame_samples(((new_base - _MARGIN) // 3) * 3) - self._audio_base
+        if keep_from > 0:
+            self._audio = self._audio[keep_from:]
+            self._audio_base += keep_from
+        self.stats.compute_s.append(time.perf_counter() - t0)
+        self.stats.frames += len(frames)
+        return frames
+
+
+def stream_clip(generator: MotionGenerator, audio: np.ndarray, chunk_samples: int | None = None,
+                **kwargs) -> MotionClip:
+    """Run ``audio`` (``[N]`` float32, 16 kHz mono) through a :class:`MotionStream` and stack the frames.
+
+    Args:
+        chunk_samples: push the audio in chunks of this many samples (default: all at once; the result
+            is the same either way).
+        **kwargs: :class:`MotionStream` options.
+    Returns:
+        ``MotionClip`` at 30 fps with ``round(N / 16000 * 30)`` frames; ``meta["streaming"]`` holds the
+        schedule.
+    """
+    stream = MotionStream(generator, **kwargs)
+    frames: list[MotionFrame] = []
+    step = chunk_samples or max(1, len(audio))
+    for i in range(0, len(audio), step):
+        frames += stream.push(audio[i:i + step])
+    frames += stream.flush()
+    cfg = stream.config
+    meta = {"model_version": generator.version, "seed": stream.seed, "streaming": {
+        "context_frames": cfg.context_frames, "hop_frames": cfg.hop_frames,
+        "lookahead_frames": cfg.lookahead_frames, "steps": stream.steps, "lookahead_s": stream.lookahead_s},
+        "root": "locked", "audio_sample_rate": SAMPLE_RATE, "audio_duration_s": len(audio) / SAMPLE_RATE}
+    return MotionClip(MODEL_FPS, np.stack([f.face for f in frames]), np.stack([f.rotations for f in frames]),
+                      None, meta)

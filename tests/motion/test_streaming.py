@@ -1,0 +1,107 @@
+"""Streaming API: chunking does not change the output, features match the offline ones, the statistics
+match the offline path, frame bookkeeping and bad input."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from motion.audio import load_audio
+from motion.conventions import ARKIT_INDEX, HEAD_JOINTS
+from motion.errors import AudioError, ChatAnyoneError
+from motion.features import extract_features
+from motion.inference import MotionGenerator
+from motion.streaming import MotionStream, StreamConfig, stream_clip
+
+SAMPLE = Path(__file__).resolve().parents[2] / "chatanyone" / "samples" / "cmu_arctic_a0007.wav"
+
+
+@pytest.fixture(scope="module")
+def gen():
+    return MotionGenerator()
+
+
+@pytest.fixture(scope="module")
+def audio():
+    return load_audio(SAMPLE)  # 4.0 s of real speech
+
+
+def test_chunk_size_does_not_change_the_output(gen, audio):
+    a = audio[:32000]
+    whole = stream_clip(gen, a, seed=3)
+    chunks = stream_clip(gen, a, seed=3, chunk_samples=320)      # 20 ms chunks
+    odd = stream_clip(gen, a, seed=3, chunk_samples=1234)
+    assert whole.num_frames == 60
+    for other in (chunks, odd):
+        np.testing.assert_array_equal(whole.face, other.face)
+        np.testing.assert_array_equal(whole.rotations, other.rotations)
+    # a different seed gives different motion
+    assert np.abs(stream_clip(gen, a, seed=4).face - whole.face).max() > 1e-3
+
+
+def test_stream_features_equal_offline_features(gen, audio):
+    """The features a step computes on its short buffer are those of the whole file (no phones)."""
+    s = MotionStream(gen)
+    s.push(audio)
+    full = extract_features(audio, phones=False).stack()
+    pad = s._pad
+    # internal frames [pad + 30, pad + 78) = external frames [30, 78); the buffer holds the whole audio here
+    s._audio_base = 0
+    s._audio = np.concatenate([np.zeros(int(round(pad * 1600 / 3)), np.float32), audio])
+    got = s._features(pad + 30, pad + 78)
+    np.testing.assert_allclose(got, full[30:78], atol=2e-3)
+
+
+def test_frames_are_ordered_timed_and_final_after_the_lookahead(gen, audio):
+    cfg = StreamConfig(context_frames=48, hop_frames=3, lookahead_frames=3)
+    s = MotionStream(gen, config=cfg)
+    assert s.lookahead_s == pytest.approx(3 / 30 + 0.064)
+    got = []
+    n = 0
+    for i in range(0, 24000, 320):
+        out = s.push(audio[i:i + 320])
+        n = i + 320
+        got += out
+        # every frame whose audio (plus lookahead) has arrived is out, and no other
+        final = int(np.floor(((n - 1024) / 16000 - 3 / 30) * 30 / 3)) * 3
+        assert len(got) <= max(0, final + 3)
+        assert len(got) >= max(0, final - 3)
+    got += s.flush()
+    assert [f.index for f in got] == list(range(45))
+    assert got[10].time_s == pytest.approx(10 / 30)
+    assert all(f.face.shape == (52,) and f.rotations.shape == (55, 4) for f in got)
+    assert s.flush() == []
+    with pytest.raises(ChatAnyoneError, match="flushed"):
+        s.push(audio[:10])
+
+
+def test_streaming_statistics_match_offline(gen, audio):
+    """Same weights, shorter windows, no phones: jaw level, jaw/energy correlation and head motion stay close."""
+    off = gen.generate(audio, seed=0)
+    st = stream_clip(gen, audio, seed=0)
+    assert st.num_frames == off.num_frames == 120
+    jaw = ARKIT_INDEX["jawOpen"]
+    e = extract_features(audio, phones=False).energy
+    r_off = np.corrcoef(off.face[:, jaw], e)[0, 1]
+    r_st = np.corrcoef(st.face[:, jaw], e)[0, 1]
+    assert r_st > 0.5 and r_off > 0.5
+    assert abs(st.face[:, jaw].mean() - off.face[:, jaw].mean()) < 0.1
+    # head motion of the same order
+    def head_speed(c):
+        q = c.rotations[:, list(HEAD_JOINTS)]
+        d = np.abs(np.sum(q[1:] * q[:-1], -1)).clip(0, 1)
+        return float((2 * np.arccos(d)).mean() * 30)
+    assert 0.25 < head_speed(st) / head_speed(off) < 4
+
+
+def test_bad_input(gen):
+    s = MotionStream(gen)
+    with pytest.raises(AudioError, match="NaN"):
+        s.push(np.array([0.0, np.nan], np.float32))
+    with pytest.raises(AudioError, match="shape"):
+        s.push(np.zeros((10, 2), np.float32))
+    with pytest.raises(AudioError, match="too short"):
+        MotionStream(gen).flush()
+    with pytest.raises(ChatAnyoneError, match="multiple of 3"):
+        StreamConfig(context_frames=50)
+    with pytest.raises(ChatAnyoneError, match="hop"):
+        StreamConfig(context_frames=12, hop_frames=6, lookahead_frames=6)
