@@ -25,12 +25,16 @@ What the file holds (glTF 2.0 specification, Khronos, sections cited as "spec 3.
 * **Materials** (spec 3.9): metallic-roughness with ``metallicFactor = 0`` so that the model is lit
   without an environment map (three.js, Blender); wood for the body, skin for the face.
 * Units and axes are glTF's (spec 3.4): metres, right-handed, +Y up, the avatar facing +Z.
+
+The avatar without animation (skeleton, skin, meshes, materials) is :func:`add_avatar`, shared with the
+VRM 1.0 avatar of :mod:`exporters.vrm_avatar`.
 """
 from __future__ import annotations
 
 import functools
 import json
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
@@ -240,22 +244,36 @@ def _joint_names(bone_names: str) -> list[str]:
     raise ChatAnyoneError(f"bone_names must be one of {BONE_NAME_OPTIONS}, got {bone_names!r}")
 
 
-def build(clip: MotionClip, *, bone_names: str = "smplx") -> g.GLTF2:
-    """The in-memory :class:`pygltflib.GLTF2` that :func:`write` saves (binary blob attached).
+@dataclass(frozen=True)
+class AvatarNodes:
+    """Node indices of the avatar that :func:`add_avatar` adds to a glTF.
 
-    Raises:
-        ChatAnyoneError: ``clip`` is not a MotionClip, has no frames, or ``bone_names`` is unknown.
+    Attributes:
+        joints: 55 node indices, one per SMPL-X joint (:data:`motion.conventions.SMPLX_JOINT_NAMES` order).
+        body: the skinned mannequin mesh node.
+        face: the skinned face mesh node carrying the 52 ARKit morph targets (in ``ARKIT_NAMES`` order).
+        skin: the skin shared by both meshes.
+        face_mesh: the face's mesh index.
     """
-    if not isinstance(clip, MotionClip):
-        raise ChatAnyoneError(f"glb.write needs a MotionClip, got {type(clip).__name__}")
-    names = _joint_names(bone_names)
-    if clip.num_frames < 1:
-        raise ChatAnyoneError("cannot export an empty clip (0 frames) to GLB")
+
+    joints: tuple[int, ...]
+    body: int
+    face: int
+    skin: int
+    face_mesh: int
+
+
+def add_avatar(b: Builder, names: list[str]) -> AvatarNodes:
+    """Add the skinned mannequin and the ARKit face to ``b.gltf`` (nodes, skin, materials, meshes, scene 0).
+
+    The skeleton rests in the T-pose with identity node rotations and parent-relative translations
+    (metres, +Y up, facing +Z, soles on ``y = 0``); ``names`` are the 55 joint node names. Shared by the
+    GLB writer and the VRM avatar (:mod:`exporters.vrm_avatar`); call on an empty ``GLTF2``.
+    """
+    gltf = b.gltf
     body, face = _body(), _face()
-    gltf = g.GLTF2(asset=g.Asset(version="2.0", generator="ChatAnyone Bridge exporters.glb"))
-    gltf.extras = {"chatanyone": {"fps": clip.fps, "bone_names": bone_names,
-                                  "meta": json.loads(json.dumps(clip.meta, default=str))}}
-    b = Builder(gltf)
+    base = len(gltf.nodes)
+    assert base == 0 and len(names) == NUM_JOINTS
 
     # Skeleton nodes 0..54 (spec 3.5): identity rest rotations, parent-relative translations.
     P = body["joints"]
@@ -311,15 +329,34 @@ def build(clip: MotionClip, *, bone_names: str = "smplx") -> g.GLTF2:
     gltf.nodes.append(g.Node(name="face", mesh=1, skin=0))
     gltf.scenes = [g.Scene(name="avatar", nodes=[0, body_node, face_node])]
     gltf.scene = 0
+    return AvatarNodes(joints=tuple(range(NUM_JOINTS)), body=body_node, face=face_node, skin=0, face_mesh=1)
+
+
+def build(clip: MotionClip, *, bone_names: str = "smplx") -> g.GLTF2:
+    """The in-memory :class:`pygltflib.GLTF2` that :func:`write` saves (binary blob attached).
+
+    Raises:
+        ChatAnyoneError: ``clip`` is not a MotionClip, has no frames, or ``bone_names`` is unknown.
+    """
+    if not isinstance(clip, MotionClip):
+        raise ChatAnyoneError(f"glb.write needs a MotionClip, got {type(clip).__name__}")
+    names = _joint_names(bone_names)
+    if clip.num_frames < 1:
+        raise ChatAnyoneError("cannot export an empty clip (0 frames) to GLB")
+    gltf = g.GLTF2(asset=g.Asset(version="2.0", generator="ChatAnyone Bridge exporters.glb"))
+    gltf.extras = {"chatanyone": {"fps": clip.fps, "bone_names": bone_names,
+                                  "meta": json.loads(json.dumps(clip.meta, default=str))}}
+    b = Builder(gltf)
+    avatar = add_avatar(b, names)
 
     # Animation (spec 3.11).
     ab = AnimationBuilder(b, clip.num_frames, clip.fps, str(clip.meta.get("name", "motion")))
     q = continuous_quats(clip.rotations)
     for j in range(NUM_JOINTS):
-        ab.channel(j, "rotation", q[:, j])
-    root = (P[0] + clip.translation.astype(np.float64)).astype(np.float32)
-    ab.channel(0, "translation", root)
-    ab.channel(face_node, "weights", clip.face.reshape(-1))
+        ab.channel(avatar.joints[j], "rotation", q[:, j])
+    root = (_body()["joints"][0] + clip.translation.astype(np.float64)).astype(np.float32)
+    ab.channel(avatar.joints[0], "translation", root)
+    ab.channel(avatar.face, "weights", clip.face.reshape(-1))
     gltf.animations.append(ab.animation)
 
     b.finish()
