@@ -1,0 +1,365 @@
+"""``chatanyone stream``: speech in, live avatar motion out, in real time and in sync with the audio.
+
+Inputs (exactly one):
+
+* ``AUDIO`` file: generated with the streaming API, paced from the moment the audio starts (``--play``
+  plays it locally, sample 0 at the same instant as frame 0);
+* ``CLIP.npz``: a saved :class:`motion.clip.MotionClip`, streamed as is (``--play`` plays the clip's
+  ``meta["audio_source"]`` from ``meta["audio_offset_s"]``);
+* ``--mic``: a live microphone (optional dependency, see :mod:`bridge.audio_io`);
+* ``--ws-audio``: PCM16 16 kHz chunks pushed by a WebSocket client (:mod:`bridge.ws_server`); each
+  ``audio`` ... ``audio_end`` run is one utterance, followed by an ``end`` message; the next one restarts
+  ``seq`` at 0. The server keeps running between utterances.
+
+Outputs (any number, at least one): ``--vmc HOST:PORT`` (:mod:`bridge.vmc`), ``--livelink HOST:PORT``
+(:mod:`bridge.livelink`), ``--ws PORT`` (:mod:`bridge.ws_server`), all driven by one
+:class:`bridge.pacing.Pacer`: VMC and Live Link at ``--fps`` (default 60, slerped from the model's 30),
+the WebSocket stream at the model's rate.
+
+Timing: audio time 0 is at ``t0 = start + delay``, where ``start`` is when the first frame is ready (file,
+clip), the capture time of the first microphone sample (``--mic``) or the arrival of the first audio chunk
+(``--ws-audio``), and ``delay`` (``--delay``, default :func:`default_delay`) covers the streaming model's
+lookahead for live input. A WebSocket audio client that wants lip sync plays its audio ``delay`` seconds
+after sending the first chunk.
+"""
+from __future__ import annotations
+
+import queue
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from motion.errors import ChatAnyoneError
+from motion.frames import MotionFrame, clip_frames
+
+from .pacing import DEFAULT_MAX_LATE_S, LatenessStats, Pacer
+
+SAMPLE_RATE = 16000
+CHUNK_S = 0.1                      # file audio is pushed to the streaming model in chunks of this length
+FILE_PREROLL_S = 0.2               # margin between "first frame ready" and audio time 0 for files/clips
+LIVE_MARGIN_S = 0.2                # added to the model's lookahead for --mic / --ws-audio
+
+
+# --------------------------------------------------------------------------------------------------
+# The one place where motion is produced from audio
+# --------------------------------------------------------------------------------------------------
+def _motion_stream_class():
+    """The streaming model class (a seam for tests, which replace it by a stand-in)."""
+    from motion.streaming import MotionStream
+    return MotionStream
+
+
+def motion_frames(generator, chunks: Iterable[np.ndarray], *, seed: int = 0, style: str | None = None,
+                  intensity=None) -> Iterator[MotionFrame]:
+    """Audio chunks (16 kHz mono float32, any lengths) -> 30 fps :class:`MotionFrame` s, as they become final.
+
+    The single place where live motion is produced: ``motion.streaming.MotionStream``
+    (``push(chunk) -> frames``, ``flush() -> frames``), same weights as the offline generator.
+
+    Raises:
+        AudioError / ChatAnyoneError: from the model (e.g. audio too short).
+    """
+    stream = _motion_stream_class()(generator, seed=seed, style=style, intensity=intensity)
+    for c in chunks:
+        yield from stream.push(np.asarray(c, np.float32))
+    yield from stream.flush()
+
+
+def model_lookahead_s(generator) -> float:
+    """Longest wait of a frame for its audio in the streaming model, compute excluded (seconds):
+    ``MotionStream.max_wait_s`` (lookahead plus the wait for the next step)."""
+    return float(_motion_stream_class()(generator).max_wait_s)
+
+
+def default_delay(live: bool, generator=None) -> float:
+    """``--delay`` default: :data:`FILE_PREROLL_S` for files and clips; for live input the streaming
+    model's longest wait (:func:`model_lookahead_s`) plus :data:`LIVE_MARGIN_S` for its compute."""
+    if not live:
+        return FILE_PREROLL_S
+    return (model_lookahead_s(generator) if generator is not None else 0.0) + LIVE_MARGIN_S
+
+
+def file_chunks(audio: np.ndarray, chunk_s: float = CHUNK_S) -> Iterator[np.ndarray]:
+    n = max(1, int(round(chunk_s * SAMPLE_RATE)))
+    for i in range(0, len(audio), n):
+        yield audio[i:i + n]
+
+
+# --------------------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------------------
+def parse_hostport(text: str, default_host: str, what: str) -> tuple[str, int]:
+    """``"HOST:PORT"``, ``":PORT"`` or ``"PORT"`` (``[::1]:PORT`` for IPv6) -> ``(host, port)``.
+
+    Raises:
+        ChatAnyoneError: not of that form, or a port outside 1..65535.
+    """
+    s = text.strip()
+    host, _, port = s.rpartition(":")
+    if not _:
+        host, port = "", s
+    host = host.strip("[]") or default_host
+    try:
+        p = int(port)
+    except ValueError:
+        raise ChatAnyoneError(f"{what}: expected HOST:PORT, got {text!r}") from None
+    if not 0 < p < 65536:
+        raise ChatAnyoneError(f"{what}: port must be 1..65535, got {p}")
+    return host, p
+
+
+@dataclass
+class StreamOptions:
+    """What ``chatanyone stream`` was asked to do (see the module docstring and ``--help``)."""
+
+    input: str | None = None            # AUDIO file or CLIP.npz
+    mic: bool = False
+    ws_audio: bool = False
+    vmc: str | None = None              # "HOST:PORT"
+    livelink: str | None = None         # "HOST:PORT"
+    ws: int | None = None               # port
+    host: str = "127.0.0.1"             # WebSocket bind address
+    token: str | None = None
+    play: bool = False
+    fps: float = 60.0                   # VMC and Live Link rate
+    blendshapes: str = "vrm0"
+    subject: str = "ChatAnyone"
+    seed: int = 0
+    style: str | None = None
+    checkpoint: str | None = None
+    delay: float | None = None          # None: default_delay
+    device: str | None = None           # sounddevice device for --play / --mic
+    max_utterances: int | None = None   # --ws-audio: stop after this many (tests); None: until Ctrl-C
+    max_late_s: float = DEFAULT_MAX_LATE_S  # ticks later than this are skipped (stay in sync with the audio)
+
+
+@dataclass
+class StreamResult:
+    """Statistics of a finished ``stream`` run."""
+
+    lateness: dict[str, LatenessStats] = field(default_factory=dict)
+    utterances: int = 0
+    ws: object | None = None             # ws_server.BroadcastStats
+
+    def summary_lines(self) -> list[str]:
+        lines = [s.summary() for s in self.lateness.values()]
+        if self.ws is not None:
+            lines.append(self.ws.summary())
+        return lines
+
+
+# --------------------------------------------------------------------------------------------------
+# Running
+# --------------------------------------------------------------------------------------------------
+def _check(opts: StreamOptions) -> None:
+    sources = sum([opts.input is not None, opts.mic, opts.ws_audio])
+    if sources != 1:
+        raise ChatAnyoneError("give exactly one input: an AUDIO file, a CLIP.npz, --mic or --ws-audio")
+    if not (opts.vmc or opts.livelink or opts.ws is not None):
+        raise ChatAnyoneError("nothing to stream to: add --vmc HOST:PORT, --livelink HOST:PORT and/or --ws PORT")
+    if opts.ws_audio and opts.ws is None:
+        raise ChatAnyoneError("--ws-audio receives audio on the WebSocket server: add --ws PORT")
+    if opts.play and (opts.mic or opts.ws_audio):
+        raise ChatAnyoneError("--play plays the input file; it cannot be used with --mic or --ws-audio")
+    if opts.token and opts.ws is None:
+        raise ChatAnyoneError("--token protects the WebSocket server: add --ws PORT")
+    if opts.input is not None and not Path(opts.input).is_file():
+        raise ChatAnyoneError(f"{opts.input}: no such file")
+    if not np.isfinite(opts.fps) or opts.fps <= 0:
+        raise ChatAnyoneError(f"--fps must be positive, got {opts.fps}")
+    if opts.delay is not None and (not np.isfinite(opts.delay) or opts.delay < 0):
+        raise ChatAnyoneError(f"--delay must be >= 0 seconds, got {opts.delay}")
+
+
+def _open_outputs(opts: StreamOptions, on_audio=None, on_audio_end=None, log=None, ws_fps: float = 30.0) -> list:
+    from .livelink import LiveLinkSender
+    from .vmc import VMCSender
+    from .ws_server import FrameBroadcaster
+    outputs: list = []
+    try:
+        if opts.vmc:
+            host, port = parse_hostport(opts.vmc, "127.0.0.1", "--vmc")
+            outputs.append(VMCSender(host, port, blendshapes=opts.blendshapes, fps=opts.fps))
+        if opts.livelink:
+            host, port = parse_hostport(opts.livelink, "127.0.0.1", "--livelink")
+            outputs.append(LiveLinkSender(host, port, subject=opts.subject, fps=opts.fps))
+        if opts.ws is not None:
+            kw = {"log": log} if log is not None else {}
+            ws = FrameBroadcaster(opts.host, int(opts.ws), token=opts.token, fps=ws_fps, on_audio=on_audio,
+                                  on_audio_end=on_audio_end, **kw)
+            outputs.append(ws.start())
+    except BaseException:
+        for o in outputs:
+            o.close()
+        raise
+    return outputs
+
+
+def _describe(o) -> str:
+    if o.name == "ws":
+        return f"ws ws://{o.host}:{o.port}/ ({o.fps:g} fps)"
+    return f"{o.name} {o.host}:{o.port} ({o.fps:g} fps)"
+
+
+def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None] | None = None,
+               ready: Callable[[list], None] | None = None) -> StreamResult:
+    """Run ``chatanyone stream`` with ``opts``; returns the statistics when the input ends.
+
+    Args:
+        generator: a ``motion.inference.MotionGenerator`` (default: loaded from ``opts.checkpoint`` when
+            the input is audio).
+        log: one-line status/warning printer (default: stderr).
+        ready: called with the open outputs once everything is listening (tests use it).
+    Raises:
+        ChatAnyoneError: bad options, unreadable input, missing optional dependency or device, port in use,
+            unresolvable host. ``KeyboardInterrupt`` (Ctrl-C) ends ``--mic`` and ``--ws-audio`` normally
+            (statistics returned); for files and clips it passes through, after a clean shutdown in both cases.
+    """
+    log = log or (lambda m: print(f"chatanyone: {m}", file=sys.stderr, flush=True))
+    _check(opts)
+    clip = None
+    audio = None
+    if opts.input is not None and opts.input.lower().endswith(".npz"):
+        from motion.clip import MotionClip
+        clip = MotionClip.load(opts.input)
+    elif opts.input is not None:
+        from motion.audio import load_audio
+        audio = load_audio(opts.input)
+    player = _make_player(opts, clip, audio)          # optional dependencies and devices: fail early
+    mic = None
+    if opts.mic:
+        from .audio_io import MicSource
+        mic = MicSource(device=opts.device)
+    if clip is None and generator is None:
+        from motion.inference import MotionGenerator
+        generator = MotionGenerator(opts.checkpoint)
+    live = opts.mic or opts.ws_audio
+    delay = opts.delay if opts.delay is not None else default_delay(live, generator)
+    utterances: queue.Queue = queue.Queue()
+    outputs = _open_outputs(opts, on_audio=(lambda s: utterances.put(("audio", s, time.perf_counter())))
+                            if opts.ws_audio else None,
+                            on_audio_end=(lambda: utterances.put(("end", None, time.perf_counter())))
+                            if opts.ws_audio else None, log=log,
+                            ws_fps=clip.fps if clip is not None else 30.0)
+    ws = next((o for o in outputs if o.name == "ws"), None)
+    pacer_log = _first_error_logger(log)
+    result = StreamResult(ws=ws.stats if ws is not None else None)
+    try:
+        log("streaming to " + ", ".join(_describe(o) for o in outputs) + " (Ctrl-C to stop)")
+        if ready is not None:
+            ready(outputs)
+        if clip is not None or audio is not None:
+            if clip is not None:
+                frames, fps = clip_frames(clip), clip.fps
+            else:
+                frames, fps = motion_frames(generator, file_chunks(audio), seed=opts.seed, style=opts.style), 30.0
+            pacer = Pacer(outputs, source_fps=fps, delay_s=delay, max_late_s=opts.max_late_s,
+                          on_error=pacer_log)
+            result.lateness = pacer.run(frames, on_start=player.start if player else None)
+            result.utterances = 1
+            if ws is not None:
+                ws.publish_end(max((s.sent for n, s in result.lateness.items() if n == "ws"), default=0))
+        elif mic is not None:
+            mic.start()
+            frames = motion_frames(generator, iter(mic), seed=opts.seed, style=opts.style)
+            pacer = Pacer(outputs, source_fps=30.0, delay_s=delay, max_late_s=opts.max_late_s,
+                          on_error=pacer_log)
+            try:
+                result.lateness = pacer.run(frames, start=mic.wait_start)
+            except KeyboardInterrupt:                  # Ctrl-C is how a live stream ends
+                result.lateness = pacer.stats
+                log("stopped")
+            result.utterances = 1
+        else:
+            log(f"waiting for audio from WebSocket clients on port {ws.port} "
+                f"(motion for audio time t leaves at first chunk + {delay:.2f} s + t)")
+            try:
+                _serve_utterances(opts, generator, outputs, ws, utterances, delay, pacer_log, result, log)
+            except KeyboardInterrupt:                  # Ctrl-C is how a live server ends
+                log("stopped")
+    finally:
+        if player is not None:
+            player.stop()
+        if mic is not None:
+            mic.stop()
+        for o in outputs:
+            o.close()
+    return result
+
+
+def _serve_utterances(opts, generator, outputs, ws, utterances, delay, pacer_log, result, log) -> None:
+    """``--ws-audio``: one paced run per utterance, until ``opts.max_utterances`` (or Ctrl-C)."""
+    while opts.max_utterances is None or result.utterances < opts.max_utterances:
+        first = _next_utterance(utterances)
+        chunks = _utterance_chunks(first, utterances)
+        frames = motion_frames(generator, chunks, seed=opts.seed, style=opts.style)
+        pacer = Pacer(outputs, source_fps=30.0, delay_s=delay, max_late_s=opts.max_late_s,
+                      on_error=pacer_log)
+        try:
+            stats = pacer.run(frames, start=first[2])
+        except ChatAnyoneError as e:           # e.g. an utterance too short: report, keep serving
+            log(f"utterance skipped: {e}")
+            ws.publish_end(0)
+            continue
+        result.utterances += 1
+        _merge(result.lateness, stats)
+        ws.publish_end(stats["ws"].sent if "ws" in stats else 0)
+        log(f"utterance {result.utterances}: " + "; ".join(s.summary() for s in stats.values()))
+
+
+def _make_player(opts: StreamOptions, clip, audio):
+    if not opts.play:
+        return None
+    from .audio_io import AudioPlayer
+    if clip is not None:
+        src = clip.meta.get("audio_source")
+        if not src or not Path(src).is_file():
+            raise ChatAnyoneError(f"--play: the clip's audio ({src or 'meta.audio_source not set'}) is not available")
+        from motion.audio import load_audio
+        a = load_audio(src)
+        offset = int(round(float(clip.meta.get("audio_offset_s", 0.0) or 0.0) * SAMPLE_RATE))
+        audio = a[offset:]
+    return AudioPlayer(audio, SAMPLE_RATE, device=opts.device)
+
+
+def _first_error_logger(log):
+    seen: set[str] = set()
+
+    def on_error(name: str, message: str) -> None:
+        if name not in seen:
+            seen.add(name)
+            log(f"warning: {name}: cannot send ({message}); still trying, errors are counted")
+    return on_error
+
+
+def _next_utterance(q: queue.Queue):
+    while True:                                    # short waits keep Ctrl-C responsive
+        try:
+            item = q.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if item[0] == "audio":
+            return item                            # a stray "end" (no audio before it) is ignored
+
+
+def _utterance_chunks(first, q: queue.Queue) -> Iterator[np.ndarray]:
+    yield first[1]
+    while True:
+        kind, samples, _ = q.get()
+        if kind == "end":
+            return
+        yield samples
+
+
+def _merge(total: dict[str, LatenessStats], part: dict[str, LatenessStats]) -> None:
+    for name, s in part.items():
+        t = total.setdefault(name, LatenessStats(name))
+        t.sent += s.sent
+        t.skipped += s.skipped
+        t.errors += s.errors
+        t.first_error = t.first_error or s.first_error
+        t.samples_ms.extend(s.samples_ms)
