@@ -1,1 +1,9 @@
-"""Optional neural renderer: portrait image + motion -> portrait video (not yet implemented)."""
+"""Optional photoreal renderer: portrait image + motion -> 512x768 talking-portrait video.
+
+Modules: :mod:`generator.face_keypoints` ((ARKit weights, head rotation) -> canonical 3D face landmarks, a
+ridge model fitted on tracked talking videos), :mod:`generator.driving` (portrait crop and face detection,
+driving keypoints), :mod:`generator.warp` (the warp engine: piecewise-affine warp, mouth interior),
+:mod:`generator.render` (``chatanyone render``: engines, H.264/AAC encoding), :mod:`generator.metrics`
+(PSNR, SSIM, lip sync measured back with the face tracker). The neural engine is not built yet.
+Nothing outside ``generator/`` imports it.
+"""
