@@ -56,7 +56,33 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
     from motion import evaluate
     argv = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + ["--out", a.out]
     argv += ["--config", a.config] if a.config else []
+    argv += ["--no-speed"] if a.no_speed else []
+    for d in a.data:
+        argv += ["--data", d]
     return evaluate.main(argv)
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    from bridge import serve
+    return serve.run(a)
+
+
+def cmd_stream(a: argparse.Namespace) -> int:
+    from bridge.stream import StreamOptions, run_stream
+    opts = StreamOptions(
+        input=a.input, mic=a.mic, ws_audio=a.ws_audio, vmc=a.vmc, livelink=a.livelink, ws=a.ws, host=a.host,
+        token=a.token, play=a.play, fps=a.fps, blendshapes=a.blendshapes, subject=a.subject, seed=a.seed,
+        style=a.style, checkpoint=a.checkpoint, delay=a.delay, device=a.device)
+    result = run_stream(opts, log=(lambda m: None) if a.quiet else None)
+    if not a.quiet:
+        for line in result.summary_lines():
+            print(line)
+    return 0
+
+
+def cmd_render(a: argparse.Namespace) -> int:
+    from generator import render
+    return render.run(a)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,7 +128,48 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--checkpoint", default=None)
     ev.add_argument("--out", default="eval", help="folder for report.md")
     ev.add_argument("--config", default=None, help="take the held-out clips from this training config")
+    ev.add_argument("--data", action="append", default=[], metavar="DIR",
+                    help="also evaluate on the clips of this `chatanyone prepare` folder (repeatable)")
+    ev.add_argument("--no-speed", action="store_true", help="skip the speed measurements")
     ev.set_defaults(func=cmd_evaluate)
+
+    from generator.render import add_arguments as render_arguments
+    rd = sub.add_parser("render", help="portrait image + audio or clip .npz -> 512x768 talking-portrait .mp4")
+    render_arguments(rd)
+    rd.set_defaults(func=cmd_render)
+
+    st = sub.add_parser("stream", help="live: audio, mic or WebSocket audio -> VMC, Live Link Face, WebSocket",
+                        description="Generate motion with the streaming model and send it in real time, in sync "
+                                    "with the audio, to one or more outputs.")
+    st.add_argument("input", nargs="?", default=None, help="speech AUDIO file, or a CLIP.npz to stream as is")
+    st.add_argument("--mic", action="store_true", help="live microphone input (optional extra 'live')")
+    st.add_argument("--ws-audio", action="store_true",
+                    help="take PCM16 16 kHz audio chunks pushed by a WebSocket client (needs --ws)")
+    st.add_argument("--vmc", metavar="HOST:PORT", help="send VMC (OSC/UDP), e.g. 127.0.0.1:39539")
+    st.add_argument("--livelink", metavar="HOST:PORT", help="send Live Link Face (UDP), e.g. 127.0.0.1:11111")
+    st.add_argument("--ws", type=int, metavar="PORT", help="serve the WebSocket stream on this port (e.g. 8765)")
+    st.add_argument("--host", default="127.0.0.1",
+                    help="WebSocket bind address (default 127.0.0.1; any other needs --token)")
+    st.add_argument("--token", help="secret WebSocket clients must send (?token=... or Authorization: Bearer)")
+    st.add_argument("--play", action="store_true", help="play the audio locally in sync (optional extra 'live')")
+    st.add_argument("--fps", type=float, default=60.0, help="VMC and Live Link rate (default 60; slerped from 30)")
+    st.add_argument("--blendshapes", choices=["vrm0", "perfectsync"], default="vrm0",
+                    help="VMC blendshape names: VRM0 presets (A, I, U, E, O, Blink, Joy, ...) or the 52 ARKit "
+                         "names in UpperCamel (default vrm0)")
+    st.add_argument("--subject", default="ChatAnyone", help="Live Link subject name (default ChatAnyone)")
+    st.add_argument("--delay", type=float, default=None,
+                    help="seconds between the audio start and frame 0 (default: 0.2 for files, the model's "
+                         "lookahead + 0.2 for live input)")
+    st.add_argument("--device", default=None, help="audio device for --play/--mic (default: the system's)")
+    st.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    st.add_argument("--style", default=None, help="style preset (a training dataset name)")
+    st.add_argument("--checkpoint", default=None, help="model .safetensors (default: shipped)")
+    st.add_argument("-q", "--quiet", action="store_true", help="no status lines or summary")
+    st.set_defaults(func=cmd_stream)
+
+    from bridge.serve import build_parser as serve_parser
+    se = serve_parser(sub.add_parser("serve", help="browser viewer: avatar driven by the WebSocket stream, with audio"))
+    se.set_defaults(func=cmd_serve)
     return p
 
 
