@@ -171,67 +171,251 @@ def _fmt_table(headers: list[str], rows: list[list]) -> str:
     return "\n".join(lines)
 
 
-def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, config: str | None = None) -> str:
+def _head_angles(rot: np.ndarray) -> np.ndarray:
+    """``[T, 2, 3]`` axis-angle (radians) of neck and head."""
+    from .conventions import HEAD_JOINTS
+    return quat_to_axis_angle(rot[:, list(HEAD_JOINTS)])
+
+
+def _body_row(name: str, rot: np.ndarray, audio: np.ndarray, real_hist: np.ndarray | None,
+              speech: np.ndarray) -> list:
+    from . import metrics as M
+    from .conventions import BODY_STAGE_JOINTS
+    pos = M.joint_positions(rot)
+    bc = M.beat_consistency(M.audio_onsets(audio), M.motion_beats(pos, 30.0))
+    sp = angular_speed(rot, 30.0)[:, list(BODY_STAGE_JOINTS)]
+    hist = M.speed_histogram(sp)
+    hel = M.hellinger(hist, real_hist) if real_hist is not None else 0.0
+    gs, gp = group_speed(rot, 30.0, speech), group_speed(rot, 30.0, ~speech)
+    return [name, bc, M.l1_diversity(pos), float(M.jerk(pos, 30.0).mean()), hel,
+            sum(limit_violations(rot).values()), f"{gs['elbows']:.2f} / {gp['elbows']:.2f}"], hist
+
+
+def _plots(out: Path, jaw_series: dict, hists: dict, intensity: dict) -> list[str]:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from .metrics import SPEED_BINS
+    files = []
+    if jaw_series:
+        fig, axes = plt.subplots(len(jaw_series), 1, figsize=(10, 2.4 * len(jaw_series)), squeeze=False)
+        for ax, (name, (t, e, curves)) in zip(axes[:, 0], jaw_series.items()):
+            ax2 = ax.twinx()
+            ax2.fill_between(t, e.min(), e, color="0.85", label="log energy")
+            ax2.set_yticks([])
+            for label, y in curves.items():
+                ax.plot(t, y, label=label, lw=1.2)
+            ax.set_zorder(ax2.get_zorder() + 1)
+            ax.patch.set_visible(False)
+            ax.set_ylabel("jawOpen")
+            ax.set_title(name, fontsize=9)
+            ax.legend(loc="upper right", fontsize=7)
+        axes[-1, 0].set_xlabel("time (s)")
+        fig.tight_layout()
+        fig.savefig(out / "lip_sync.png", dpi=110)
+        plt.close(fig)
+        files.append("lip_sync.png")
+    if hists:
+        fig, ax = plt.subplots(figsize=(7, 3.5))
+        centres = 0.5 * (SPEED_BINS[1:] + SPEED_BINS[:-1])
+        for label, h in hists.items():
+            ax.plot(centres, h, label=label, lw=1.5 if "model" in label else 1.0)
+        ax.set_xlabel("joint angular speed (rad/s), upper body + fingers")
+        ax.set_ylabel("fraction of frames x joints")
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "body_speed_hist.png", dpi=110)
+        plt.close(fig)
+        files.append("body_speed_hist.png")
+    if intensity:
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for label, (xs, ys) in intensity.items():
+            ax.plot(xs, np.asarray(ys) / ys[list(xs).index(1.0)], "o-", label=label)
+        ax.set_xlabel("intensity factor")
+        ax.set_ylabel("amplitude / amplitude at 1.0")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "intensity.png", dpi=110)
+        plt.close(fig)
+        files.append("intensity.png")
+    return files
+
+
+def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, config: str | None = None,
+        speed: bool = True, data: list[str] | None = None, max_data_clips: int = 8) -> str:
     """Evaluate a checkpoint on held-out clips; returns the markdown report (also written to ``out``).
 
     The held-out clips are those of the checkpoint's own training config, or of ``config`` (a TOML file)
-    so that two checkpoints can be compared on the same clips.
+    so that two checkpoints can be compared on the same clips. ``data``: extra folders written by
+    ``chatanyone prepare`` whose clips (at most ``max_data_clips`` per folder, those with audio and a
+    tracked jaw) are added to the face rows; make sure the checkpoint was not trained on them.
+    Writes ``report.md`` and PNG plots.
     """
+    import time
+    from . import metrics as M
     from .audio import load_audio
-    from .inference import MotionGenerator
+    from .inference import Intensity, MotionGenerator, window_starts
+    from .streaming import MotionStream, stream_clip
     from .train import TrainConfig, load_clips, split_holdout
 
     gen = MotionGenerator(checkpoint)
     tcfg = TrainConfig.from_toml(config) if config else TrainConfig(**gen.models.info["training"]["config"])
-    _, held = split_holdout(load_clips(tcfg), tcfg)
+    train_clips, held = split_holdout(load_clips(tcfg), tcfg)
+    rng = np.random.default_rng(seed)
     jaw_i = ARKIT_INDEX["jawOpen"]
     mouth = list(ARKIT_MOUTH)
-    lip_rows, mae_rows, body_rows, speed_rows = [], [], [], []
+    lip_rows, mae_rows, body_rows, style_rows, seam_rows, speed_rows = [], [], [], [], [], []
+    jaw_series, hists, intensity_curves = {}, {}, {}
     sample = Path(__file__).resolve().parents[1] / "chatanyone" / "samples"
-    wavs = sorted(sample.glob("*.wav"))
-    for w in wavs:
-        audio = load_audio(w)
+    items = [(f"sample {w.name}", load_audio(w), None) for w in sorted(sample.glob("*.wav"))]
+    items += [(h.name, h.audio, h) for h in held]
+    if data:
+        from .datasets import load_prepared
+        trained = set(gen.models.info.get("training", {}).get("train_clips", []))
+        for d in data:
+            extra = [c for c in load_prepared(d) if c.audio is not None and c.face_mask[jaw_i]
+                     and c.name not in trained][:max_data_clips]
+            items += [(c.name, c.audio, c) for c in extra]
+    for name, audio, h in items:
         clip = gen.generate(audio, seed=seed)
-        lip_rows.append(lip_sync_row(f"sample {w.name} (model)", clip.face[:, jaw_i], audio))
-    for h in held:
-        clip = gen.generate(h.audio, seed=seed)
-        T = min(clip.num_frames, h.clip.num_frames)
-        e = log_energy(h.audio, T)
-        lip_rows.append(lip_sync_row(f"{h.name} (model)", clip.face[:T, jaw_i], h.audio[: int(T / 30 * 16000)]))
+        st = stream_clip(gen, audio, seed=seed)
+        T = clip.num_frames if h is None else min(clip.num_frames, h.clip.num_frames)
+        a = audio[: int(T / 30 * 16000)]
+        e = log_energy(a, T)
+        lip_rows.append(lip_sync_row(f"{name} (model, offline)", clip.face[:T, jaw_i], a))
+        lip_rows.append(lip_sync_row(f"{name} (model, streaming)", st.face[:T, jaw_i], a))
         baseline_jaw = np.clip((e - np.percentile(e, 5)) / (np.ptp(e) + 1e-8), 0, 1)
-        lip_rows.append(lip_sync_row(f"{h.name} (baseline: energy jaw)", baseline_jaw, h.audio[: int(T / 30 * 16000)]))
-        if h.face_mask[jaw_i]:
-            lip_rows.append(lip_sync_row(f"{h.name} (real capture)", h.clip.face[:T, jaw_i], h.audio[: int(T / 30 * 16000)]))
+        lip_rows.append(lip_sync_row(f"{name} (baseline: energy jaw)", baseline_jaw, a))
+        curves = {"model": clip.face[:T, jaw_i], "streaming": st.face[:T, jaw_i]}
+        if h is not None and h.face_mask[jaw_i]:
+            lip_rows.append(lip_sync_row(f"{name} (real capture)", h.clip.face[:T, jaw_i], a))
+            curves["real"] = h.clip.face[:T, jaw_i]
             real = h.clip.face[:T][:, mouth]
-            mae_rows.append([f"{h.name} ({h.dataset})", float(np.abs(clip.face[:T][:, mouth] - real).mean()),
+            mae_rows.append([f"{name} ({h.dataset})", float(np.abs(clip.face[:T][:, mouth] - real).mean()),
+                             float(np.abs(st.face[:T][:, mouth] - real).mean()),
                              float(np.abs(real.mean(0, keepdims=True) - real).mean()),
+                             float(np.abs(baseline_jaw - real[:, mouth.index(jaw_i)]).mean()),
                              float(np.abs(real).mean())])
-        if h.dataset == "beat2":  # the only held-out data with real arms and fingers
-            speech = np.zeros(T - 1, bool)
-            thr = np.percentile(e, 95) - 25 / 20 * np.log(10)
-            speech[:] = e[:-1] > thr
-            for label, rot in (("model", clip.rotations[:T]), ("real BEAT2", h.clip.rotations[:T])):
-                gs = group_speed(rot, 30.0, speech)
-                gp = group_speed(rot, 30.0, ~speech)
-                speed_rows.append([f"{h.name} {label}"] + [f"{gs[g]:.2f} / {gp[g]:.2f}" for g in GROUPS])
-                viol = limit_violations(rot)
-                body_rows.append([f"{h.name} {label}", sum(viol.values()), ", ".join(f"{k}:{v}" for k, v in viol.items()) or "-"])
-    report = ["# Evaluation report", "", f"checkpoint: {checkpoint or 'shipped default'}; seed {seed}; "
-              f"held-out clips from {config or 'its training config'}", "",
+            if h.dataset in gen.face_styles:
+                styled = gen.generate(audio, seed=seed, style=h.dataset)
+                style_rows.append([f"{name}: mouth MAE", float(np.abs(styled.face[:T][:, mouth] - real).mean()),
+                                   float(np.abs(clip.face[:T][:, mouth] - real).mean())])
+        jaw_series[name] = (np.arange(T) / 30.0, e, curves)
+        # seams: offline window joins (where inpainted overlap ends), streaming hop joins
+        starts = window_starts(T, gen.window, gen.overlap)
+        joins = [s + gen.window for s in starts[:-1]]
+        hop = MotionStream(gen).config.hop_frames
+        pos_o, pos_s = M.joint_positions(clip.rotations[:T]), M.joint_positions(st.rotations[:T])
+        seam_rows.append([name, M.seam_ratio(pos_o, 30.0, joins), M.seam_ratio(clip.face[:T, mouth][:, :, None], 30.0, joins),
+                          M.seam_ratio(pos_s, 30.0, list(range(hop, T, hop))),
+                          M.seam_ratio(st.face[:T, mouth][:, :, None], 30.0, list(range(hop, T, hop)))])
+        if h is None or h.dataset != "beat2":
+            continue
+        # ---- body, on held-out BEAT2 speech ----
+        speech = e[:-1] > np.percentile(e, 95) - 25 / 20 * np.log(10)
+        real_rot = h.clip.rotations[:T]
+        from .conventions import BODY_STAGE_JOINTS
+        real_hist = M.speed_histogram(angular_speed(real_rot, 30.0)[:, list(BODY_STAGE_JOINTS)])
+        nolink = gen.generate(audio, seed=seed, face_to_body=False)
+        mean_pose = np.repeat(real_rot.mean(0, keepdims=True), T, 0)
+        mean_pose /= np.linalg.norm(mean_pose, axis=-1, keepdims=True)
+        pool = [c for c in train_clips if c.dataset == "beat2" and c.clip.num_frames > T]
+        src = pool[int(rng.integers(len(pool)))]
+        s0 = int(rng.integers(0, src.clip.num_frames - T))
+        candidates = [("model", clip.rotations[:T]), ("model, streaming", st.rotations[:T]),
+                      ("model without the face->body link", nolink.rotations[:T]),
+                      ("baseline: mean pose", mean_pose),
+                      (f"baseline: random real segment ({src.name} @ {s0 / 30:.1f} s)", src.clip.rotations[s0:s0 + T]),
+                      ("real capture (reference)", real_rot)]
+        for label, rot in candidates:
+            row, hist = _body_row(label, rot, a, real_hist, speech)
+            body_rows.append(row)
+            if "mean pose" not in label:
+                hists[label.split(" (")[0]] = hist
+        styled = gen.generate(audio, seed=seed, style="beat2")
+        ha = _head_angles(real_rot)
+        style_rows.append([f"{name}: neck/head angle MAE (rad)",
+                           float(np.abs(_head_angles(styled.rotations[:T]) - ha).mean()),
+                           float(np.abs(_head_angles(clip.rotations[:T]) - ha).mean())])
+        # ---- intensity ----
+        levels = (0.0, 0.5, 1.0, 1.5)
+        amp = {"expression: mean mouth weight": [], "head: mean neck/head angle (rad)": [],
+               "gesture: L1div (m)": []}
+        for k in levels:
+            c = gen.generate(audio, seed=seed, intensity=Intensity(k, k, k))
+            amp["expression: mean mouth weight"].append(float(c.face[:, mouth].mean()))
+            amp["head: mean neck/head angle (rad)"].append(float(np.linalg.norm(_head_angles(c.rotations), axis=-1).mean()))
+            amp["gesture: L1div (m)"].append(M.l1_diversity(M.joint_positions(c.rotations)))
+        intensity_curves = {k: (levels, v) for k, v in amp.items()}
+    # ---- speed ----
+    if speed:
+        long_audio = max((x[1] for x in items), key=len)
+        for label, kw in (("offline, no phones (default features)", {"phones": False}),
+                          ("offline, pocketsphinx phones", {"phones": True})):
+            t0 = time.perf_counter()
+            gen.generate(long_audio, seed=seed, **kw)
+            dt = time.perf_counter() - t0
+            speed_rows.append([label, f"{len(long_audio) / 16000:.1f} s", f"{dt:.2f} s", f"{len(long_audio) / 16000 / dt:.1f}x"])
+        stream = MotionStream(gen, seed=seed)
+        chunk = 320
+        first = None
+        t_start = time.perf_counter()
+        for i in range(0, min(len(long_audio), 16000 * 20), chunk):
+            fr = stream.push(long_audio[i:i + chunk])
+            if fr and first is None:
+                audio_t = (i + chunk) / 16000  # the audio time at which the first frame could be computed
+                first = (audio_t - fr[0].time_s, stream.stats.compute_s[0])
+        cs = np.asarray(stream.stats.compute_s) * 1000
+        wall = time.perf_counter() - t_start
+        speed_rows.append(["streaming: lookahead (audio after a frame's time)", "", f"{stream.lookahead_s * 1000:.0f} ms", ""])
+        speed_rows.append(["streaming: longest wait for audio + step, compute excluded", "", f"{stream.max_wait_s * 1000:.0f} ms", ""])
+        if first:
+            speed_rows.append(["streaming: first frame: audio wait / compute", "",
+                               f"{first[0] * 1000:.0f} ms / {first[1] * 1000:.0f} ms", ""])
+        speed_rows.append([f"streaming: compute per step ({stream.config.hop_frames} frames = "
+                           f"{stream.config.hop_frames / 30 * 1000:.0f} ms of audio), median / p95", "",
+                           f"{np.median(cs):.0f} ms / {np.percentile(cs, 95):.0f} ms",
+                           f"{stream.stats.frames / 30 / wall:.1f}x"])
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    pngs = _plots(out, jaw_series, hists, intensity_curves)
+    report = ["# Evaluation report", "", f"checkpoint: {checkpoint or 'shipped default'} (version {gen.version}); "
+              f"seed {seed}; held-out clips from {config or 'its training config'}: "
+              f"{', '.join(h.name for h in held)}", "",
               "## Lip sync: jawOpen vs audio log-energy (Pearson r; best r within +-5 frames)", "",
               _fmt_table(["clip", "r", "best r", "lag (frames)", "max jawOpen in silences >= 300 ms", "silences"],
                          [[r.name, r.r, r.best_r, r.best_lag, r.max_jaw_silence, r.n_silences] for r in lip_rows]),
-              "", "## Mouth MAE on held-out clips (27 mouth channels; video targets are MediaPipe's blendshape scores)", "",
-              _fmt_table(["clip", "model MAE", "baseline: mean face MAE", "baseline: zero face MAE"], mae_rows),
-              "", "## Angular speed (rad/s), speech / pause", "",
-              _fmt_table(["clip"] + list(GROUPS), speed_rows),
-              "", "## Joint-limit violations (frames x joints beyond JOINT_LIMITS_RAD)", "",
-              _fmt_table(["clip", "violations", "where"], body_rows), ""]
+              "", "## Mouth MAE on held-out clips (27 mouth channels)", "",
+              _fmt_table(["clip", "model MAE (offline)", "model MAE (streaming)", "baseline: mean face",
+                          "baseline: energy jaw (jawOpen only)", "baseline: zero face"], mae_rows),
+              "", "## Body on held-out BEAT2 speech (upper body + fingers)", "",
+              f"BC: beat consistency (sigma {M.BC_SIGMA_S} s, EMAGE); L1div: EMAGE diversity (m); jerk (m/s^3); "
+              "Hellinger: angular-speed histogram distance to the real capture (0 = same); violations: "
+              "frames x joints beyond JOINT_LIMITS_RAD; elbows: mean angular speed in speech / pauses (rad/s).", "",
+              _fmt_table(["motion", "BC", "L1div", "jerk", "Hellinger", "violations", "elbows speech / pause"], body_rows),
+              "", "## Style presets (ChatAnyone Table 4 protocol: error to the held-out reference, with and without "
+              "the dataset's style)", "",
+              _fmt_table(["clip", "with style", "without style"], style_rows),
+              "", "## Intensity (the same seed at factors " + ", ".join(f"{x:g}" for x in (0.0, 0.5, 1.0, 1.5)) + ")", "",
+              _fmt_table(["control"] + [f"{x:g}" for x in (0.0, 0.5, 1.0, 1.5)],
+                         [[k] + [float(v) for v in ys] for k, (_, ys) in intensity_curves.items()]),
+              "", "## Seams: jerk within 2 frames of a join / jerk elsewhere (1 = invisible)", "",
+              _fmt_table(["clip", "offline window joins: body", "offline: mouth", "streaming hop joins: body",
+                          "streaming: mouth"], seam_rows)]
+    if speed_rows:
+        import os
+        report += ["", f"## Speed on this machine ({os.cpu_count()} CPU threads, torch {torch_threads()} threads)", "",
+                   _fmt_table(["what", "audio", "time", "real-time factor"], speed_rows)]
+    report += [""] + [f"![{p}]({p})" for p in pngs] + [""]
     text = "\n".join(report)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "report.md").write_text(text)
     return text
+
+
+def torch_threads() -> int:
+    import torch
+    return torch.get_num_threads()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -240,8 +424,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="eval")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", default=None, help="take the held-out clips from this training config")
+    ap.add_argument("--no-speed", action="store_true", help="skip the speed measurements")
+    ap.add_argument("--data", action="append", default=[], metavar="DIR",
+                    help="also evaluate the face on the clips of this `chatanyone prepare` folder (repeatable)")
     a = ap.parse_args(argv)
-    print(run(a.checkpoint, a.out, a.seed, a.config))
+    from .errors import ChatAnyoneError
+    try:
+        text = run(a.checkpoint, a.out, a.seed, a.config, speed=not a.no_speed, data=a.data)
+    except (FileNotFoundError, ValueError) as e:
+        raise ChatAnyoneError(f"cannot evaluate: {e}") from None
+    print(text)
     return 0
 
 

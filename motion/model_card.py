@@ -40,7 +40,14 @@ def render(checkpoint: str, report: str) -> str:
         "Held out (never trained on): " + ", ".join(f"`{h}`" for h in tr["held_out"]) + ".", "",
         "Augmentation: left/right mirroring" + (", a copy of every clip with random gain "
         f"({cfg['gain_db'][0]:+g} to {cfg['gain_db'][1]:+g} dB) and background noise "
-        f"({cfg['noise_dbfs'][0]:g} to {cfg['noise_dbfs'][1]:g} dBFS)" if cfg.get("noise_augment") else "") + ".", "",
+        f"({cfg['noise_dbfs'][0]:g} to {cfg['noise_dbfs'][1]:g} dBFS)" if cfg.get("noise_augment") else "")
+        + (f"; phone dropout {cfg['phone_dropout']:g} (the phone features of that fraction of windows are "
+           "all 'SIL', so the model runs without pocketsphinx, as streaming does)" if cfg.get("phone_dropout") else "")
+        + (f"; random window lengths {cfg['min_window']}-{cfg['window']} frames (streaming samples short "
+           "windows)" if cfg.get("min_window") else "") + ".", "",
+        "Streaming (`motion.streaming.MotionStream`) uses these same weights on 48-frame windows that slide "
+        "3 frames per step, emitting frames once 3 frames (100 ms) plus 64 ms of audio after them have "
+        "arrived; its rows below are marked 'streaming'.", "",
         "## Reproduce", "",
         "```bash",
         *([f"chatanyone prepare ../shared/data/videos -o {d}" for d in cfg.get("prepared", [])]),
