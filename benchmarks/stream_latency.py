@@ -1,6 +1,6 @@
 """Latency of the streaming API fed like a microphone: 20 ms chunks pushed at the pace of the audio.
 
-    python benchmarks/stream_latency.py [--seconds 20] [--hop 3] [--lookahead 3] [--context 48] [--steps N]
+    python benchmarks/stream_latency.py [--seconds 20] [--hop 6] [--lookahead 3] [--context 48] [--steps N]
 
 For every frame: latency = wall time when the frame came out - (stream start + the frame's time), i.e. how
 long after its sound was spoken a frame is ready (lookahead + waiting for the step + compute). Prints a
@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--hop", type=int, default=3)
+    ap.add_argument("--hop", type=int, default=6)
     ap.add_argument("--lookahead", type=int, default=3)
     ap.add_argument("--context", type=int, default=48)
     ap.add_argument("--steps", type=int, default=None)

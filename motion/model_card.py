@@ -46,8 +46,8 @@ def render(checkpoint: str, report: str) -> str:
         + (f"; random window lengths {cfg['min_window']}-{cfg['window']} frames (streaming samples short "
            "windows)" if cfg.get("min_window") else "") + ".", "",
         "Streaming (`motion.streaming.MotionStream`) uses these same weights on 48-frame windows that slide "
-        "3 frames per step, emitting frames once 3 frames (100 ms) plus 64 ms of audio after them have "
-        "arrived; its rows below are marked 'streaming'.", "",
+        "6 frames (200 ms) per step, emitting frames once 3 frames (100 ms) plus 64 ms of audio after them "
+        "have arrived; its rows below are marked 'streaming'.", "",
         "## Reproduce", "",
         "```bash",
         *([f"chatanyone prepare ../shared/data/videos -o {d}" for d in cfg.get("prepared", [])]),
