@@ -48,6 +48,7 @@ from scipy.spatial.transform import Rotation
 
 from motion.conventions import ARKIT_INDEX, ARKIT_NAMES, NUM_ARKIT
 from motion.errors import ChatAnyoneError
+from motion.rotations import nearest_rotation_matrix
 
 DEFAULT_ASSET = Path(__file__).resolve().parent / "assets" / "face_keypoints.npz"
 ASSET_VERSION = 1
@@ -136,15 +137,6 @@ def create_face_landmarker(mode: str = "image", models_dir: str | os.PathLike | 
         num_faces=1, output_face_blendshapes=True, output_facial_transformation_matrixes=True))
 
 
-def _orthonormal(m: np.ndarray) -> np.ndarray:
-    u, _, vt = np.linalg.svd(m)
-    r = u @ vt
-    if np.linalg.det(r) < 0:
-        u[:, -1] *= -1
-        r = u @ vt
-    return r
-
-
 @dataclass
 class FaceObservation:
     """One detected face.
@@ -172,7 +164,7 @@ def _observation(result, width: int, height: int) -> FaceObservation | None:
             bs[i] = c.score
     H = np.eye(3)
     if result.facial_transformation_matrixes:
-        H = _orthonormal(np.asarray(result.facial_transformation_matrixes[0], np.float64)[:3, :3])
+        H = nearest_rotation_matrix(np.asarray(result.facial_transformation_matrixes[0], np.float64)[:3, :3])
     return FaceObservation(lm, bs, H)
 
 

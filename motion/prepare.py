@@ -68,6 +68,7 @@ from .conventions import (ARKIT_INDEX, ARKIT_NAMES, JOINT_INDEX, NUM_ARKIT, NUM_
                           arkit_upper_camel)
 from .errors import ChatAnyoneError
 from .fileio import atomic_output
+from .rotations import nearest_rotation_matrix
 
 FPS = 30.0
 SAMPLE_RATE = 16000
@@ -412,15 +413,6 @@ class Trackers:
         self.face = self.pose = self.hands = None
 
 
-def _orthonormal(m: np.ndarray) -> np.ndarray:
-    u, _, vt = np.linalg.svd(m)
-    r = u @ vt
-    if np.linalg.det(r) < 0:
-        u[:, -1] *= -1
-        r = u @ vt
-    return r
-
-
 def track_video(path: Path, trackers: Trackers, progress: bool = False) -> RawTrack:
     """Decode ``path`` with PyAV and run the trackers on every frame.
 
@@ -473,7 +465,7 @@ def track_video(path: Path, trackers: Trackers, progress: bool = False) -> RawTr
                         if i is not None:
                             f52[i] = c.score
                     M = np.asarray(r.facial_transformation_matrixes[0], np.float64)[:3, :3]
-                    H = _orthonormal(M)
+                    H = nearest_rotation_matrix(M)
                 face.append(f52)
                 face_ok.append(ok)
                 head.append(H)

@@ -109,3 +109,14 @@ def forward_kinematics(rotations: np.ndarray, offsets: np.ndarray, parents=SMPLX
             g_rot[:, j] = g_rot[:, p] @ R[:, j]
             g_pos[:, j] = g_pos[:, p] + np.einsum("tij,j->ti", g_rot[:, p], offsets[j])
     return g_pos, g_rot
+
+
+def nearest_rotation_matrix(m: np.ndarray) -> np.ndarray:
+    """The rotation matrix closest to ``m [3, 3]`` in the Frobenius norm (SVD projection, determinant +1;
+    Kabsch 1976). Used to strip scale and shear from MediaPipe's facial transformation matrices."""
+    u, _, vt = np.linalg.svd(m)
+    r = u @ vt
+    if np.linalg.det(r) < 0:
+        u[:, -1] *= -1
+        r = u @ vt
+    return r
