@@ -380,7 +380,7 @@ FACE_MESHES = {
 def vmc_packets(frames: list[MotionFrame], mode: str) -> list[bytes]:
     sender = VMCSender("127.0.0.1", 39539, blendshapes=mode)
     try:
-        return [b.dgram for f in frames for b in sender.encode(f)]
+        return [b for f in frames for b in sender.encode(f)]
     finally:
         sender.close()
 
