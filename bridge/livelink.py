@@ -49,7 +49,6 @@ Values:
 from __future__ import annotations
 
 import math
-import socket
 import struct
 import uuid
 
@@ -60,7 +59,7 @@ from motion.conventions import JOINT_INDEX, NUM_ARKIT, quat_to_livelink_angles
 from motion.errors import ChatAnyoneError
 from motion.frames import MotionFrame
 
-from .vmc import resolve_udp
+from .udp import UdpDestination
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 11111                    # Live Link Face / Unreal's default
@@ -131,19 +130,14 @@ class LiveLinkSender:
         encode_packet(MotionFrame(0, 0.0, np.zeros(NUM_ARKIT, np.float32),
                                   np.tile(np.float32([0, 0, 0, 1]), (55, 1)), np.zeros(3, np.float32)),
                       subject=subject, device_id=self.device_id, fps=self.fps)     # validates options
-        self._addr = resolve_udp(host, port, "Live Link")
-        try:
-            self._sock = socket.socket(socket.AF_INET6 if ":" in self._addr[0] else socket.AF_INET,
-                                       socket.SOCK_DGRAM)
-        except OSError as e:
-            raise ChatAnyoneError(f"Live Link: cannot open a UDP socket ({e.strerror or e})") from None
+        self._udp = UdpDestination(host, port, "Live Link")
 
     def encode(self, frame: MotionFrame) -> bytes:
         return encode_packet(frame, subject=self.subject, device_id=self.device_id, fps=self.fps)
 
     def transmit(self, packet: bytes) -> None:
         """Send one encoded packet. Raises ``OSError`` from the socket."""
-        self._sock.sendto(packet, self._addr)
+        self._udp.sendto([packet])
 
     def send(self, frame: MotionFrame) -> None:
         """Encode and send one frame.
@@ -151,10 +145,7 @@ class LiveLinkSender:
         Raises:
             ChatAnyoneError: the network refused the datagram.
         """
-        try:
-            self.transmit(self.encode(frame))
-        except OSError as e:
-            raise ChatAnyoneError(f"Live Link: cannot send to {self.host}:{self.port} ({e.strerror or e})") from None
+        self._udp.send([self.encode(frame)])
 
     def close(self) -> None:
-        self._sock.close()
+        self._udp.close()

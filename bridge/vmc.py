@@ -57,7 +57,6 @@ model's 30 fps frames).
 """
 from __future__ import annotations
 
-import socket
 import struct
 import time
 
@@ -71,6 +70,8 @@ from motion.conventions import (
 )
 from motion.errors import ChatAnyoneError
 from motion.frames import MotionFrame
+
+from .udp import UdpDestination
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 39539                    # VMC's usual Marionette port (VSeeFace, EVMC4U)
@@ -156,21 +157,6 @@ _BUNDLE_HEAD = osc_bundle_builder.OscBundleBuilder(osc_bundle_builder.IMMEDIATEL
 _BE_F32 = np.dtype(">f4")                                     # OSC 1.0 'f': big-endian IEEE 754 float32
 
 
-def resolve_udp(host: str, port: int, what: str) -> tuple[str, int]:
-    """``(numeric address, port)`` for a UDP destination, resolved once.
-
-    Raises:
-        ChatAnyoneError: bad port, or a host name that does not resolve.
-    """
-    if not isinstance(port, int) or not 0 < port < 65536:
-        raise ChatAnyoneError(f"{what}: port must be 1..65535, got {port!r}")
-    try:
-        info = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    except (socket.gaierror, UnicodeError) as e:
-        raise ChatAnyoneError(f"{what}: cannot resolve host {host!r} ({e})") from None
-    return info[0][4][0], port
-
-
 class VMCSender:
     """Send :class:`motion.frames.MotionFrame` s as VMC (see the module docstring for the messages).
 
@@ -196,12 +182,7 @@ class VMCSender:
             raise ChatAnyoneError(f"unknown blendshape mode {blendshapes!r}; choose one of {BLENDSHAPE_MODES}")
         self.name, self.fps, self.blendshapes = name, float(fps), blendshapes
         self.host, self.port = host, port
-        self._addr = resolve_udp(host, port, "VMC")
-        try:
-            self._sock = socket.socket(socket.AF_INET6 if ":" in self._addr[0] else socket.AF_INET,
-                                       socket.SOCK_DGRAM)
-        except OSError as e:
-            raise ChatAnyoneError(f"VMC: cannot open a UDP socket ({e.strerror or e})") from None
+        self._udp = UdpDestination(host, port, "VMC")
         self._t_start = time.perf_counter()
         self._bone_pos = position_to_unity(rest_offsets()[list(BONE_JOINTS)]).astype(np.float64)  # [B, 3]
         self._hips_row = BONE_NAMES.index("Hips")
@@ -245,8 +226,7 @@ class VMCSender:
     # -- send bytes -------------------------------------------------------------------------------
     def transmit(self, bundles: list[bytes]) -> None:
         """Send encoded bundles (one datagram each). Raises ``OSError`` from the socket."""
-        for b in bundles:
-            self._sock.sendto(b, self._addr)
+        self._udp.sendto(bundles)
 
     def send(self, frame: MotionFrame) -> None:
         """Encode and send one frame.
@@ -254,10 +234,7 @@ class VMCSender:
         Raises:
             ChatAnyoneError: the network refused the datagram (e.g. no route to the host).
         """
-        try:
-            self.transmit(self.encode(frame))
-        except OSError as e:
-            raise ChatAnyoneError(f"VMC: cannot send to {self.host}:{self.port} ({e.strerror or e})") from None
+        self._udp.send(self.encode(frame))
 
     def close(self) -> None:
-        self._sock.close()
+        self._udp.close()
