@@ -34,13 +34,16 @@ class DiffusionConfig:
 
 def diffusion_loss(model: MotionDenoiser, scheduler: DDIMScheduler, x0: torch.Tensor, cond: torch.Tensor,
                    style: torch.Tensor, mask: torch.Tensor, cond_keep: torch.Tensor | None = None,
-                   velocity_weight: float = 1.0) -> dict[str, torch.Tensor]:
+                   velocity_weight: float = 1.0,
+                   style_ref: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Masked x0-prediction loss for one batch.
 
     Args:
         x0: ``[B, T, D]`` clean normalised motion; cond ``[B, T, C]``; style ``[B]`` int64.
         mask: ``[B, D]`` or ``[B, T, D]`` bool/float: 1 where the channel is real in the sample's dataset.
             Masked channels get no gradient.
+        style_ref: optional ``(ref [B, Tr, D], ref_mask [B, Tr, D] bool, ref_keep [B] bool)``: reference
+            motion for the style encoder; samples with ``ref_keep`` False get no reference (CFG null).
     Returns:
         dict with ``loss`` (to minimise), ``mse`` and ``vel`` (detached parts).
     """
@@ -48,7 +51,11 @@ def diffusion_loss(model: MotionDenoiser, scheduler: DDIMScheduler, x0: torch.Te
     t = torch.randint(0, scheduler.config.num_train_timesteps, (B,), device=x0.device)
     noise = torch.randn_like(x0)
     x_t = scheduler.add_noise(x0, noise, t)
-    pred = model(x_t, t, cond, style, cond_keep).sample
+    style_vec = None
+    if style_ref is not None:
+        ref, ref_mask, ref_keep = style_ref
+        style_vec = model.encode_style(ref, ref_mask) * ref_keep[:, None].float()
+    pred = model(x_t, t, cond, style, cond_keep, style_vec).sample
     m = mask.float()
     if m.dim() == 2:
         m = m[:, None, :].expand_as(x0)
@@ -63,7 +70,9 @@ def diffusion_loss(model: MotionDenoiser, scheduler: DDIMScheduler, x0: torch.Te
 def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, style: torch.Tensor,
            num_inference_steps: int, generator: torch.Generator | None = None,
            known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
-           guidance_scale: float = 1.0, noise: torch.Tensor | None = None) -> torch.Tensor:
+           guidance_scale: float = 1.0, noise: torch.Tensor | None = None,
+           style_vec: torch.Tensor | None = None, style_guidance: float = 1.0,
+           null_style: int | None = None) -> torch.Tensor:
     """DDIM sampling of ``[B, T, D]`` normalised motion.
 
     Args:
@@ -72,6 +81,11 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
             (inpainting, e.g. the overlap with the previous window).
         guidance_scale: classifier-free guidance on the condition (1 = off; >1 costs a second pass).
         noise: optional initial noise ``[B, T, D]`` (else drawn from ``generator``).
+        style_vec: optional ``[B, d_model]`` reference style (:meth:`MotionDenoiser.encode_style`).
+        style_guidance: classifier-free guidance on the style (1 = off). Otherwise three passes, as in
+            InstructPix2Pix (Brooks et al. 2023, eq. 3) with audio for the image and style for the text:
+            ``x0 = u + g_a (a - u) + g_s (s - a)``, where ``u`` has neither audio nor style, ``a`` audio
+            only, ``s`` audio and style. Needs ``null_style`` (the "no style" id).
     Returns:
         ``[B, T, D]`` the final predicted clean sample.
     """
@@ -81,18 +95,36 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
     x = noise if noise is not None else torch.randn((B, T, D), generator=generator)
     x = x * scheduler.init_noise_sigma
     x0 = x
-    guided = guidance_scale != 1.0
-    # with guidance, the conditional and unconditional passes run as one batch of 2B
-    keep = torch.cat([torch.ones(B, dtype=torch.bool), torch.zeros(B, dtype=torch.bool)]) if guided \
-        else torch.ones(B, dtype=torch.bool)
-    cond2, style2 = (torch.cat([cond, cond]), torch.cat([style, style])) if guided else (cond, style)
+    styled = style_guidance != 1.0
+    if styled and null_style is None:
+        raise ValueError("style guidance needs null_style")
+    sv = style_vec if style_vec is not None else None
+    zero_sv = None if sv is None else torch.zeros_like(sv)
+    nulls = torch.full_like(style, null_style) if styled else None
+    ones, zeros = torch.ones(B, dtype=torch.bool), torch.zeros(B, dtype=torch.bool)
+    if styled:  # [audio+style, audio only, neither]
+        keep = torch.cat([ones, ones, zeros])
+        cond2, style2 = torch.cat([cond, cond, cond]), torch.cat([style, nulls, nulls])
+        sv2 = None if sv is None else torch.cat([sv, zero_sv, zero_sv])
+        n_pass = 3
+    elif guidance_scale != 1.0:  # [audio, no audio], same style
+        keep = torch.cat([ones, zeros])
+        cond2, style2 = torch.cat([cond, cond]), torch.cat([style, style])
+        sv2 = None if sv is None else torch.cat([sv, sv])
+        n_pass = 2
+    else:
+        keep, cond2, style2, sv2, n_pass = ones, cond, style, sv, 1
     for t in scheduler.timesteps:
         tt = torch.full((len(keep),), int(t), dtype=torch.long)
-        if guided:
-            x0_c, x0_u = model(torch.cat([x, x]), tt, cond2, style2, keep).sample.chunk(2)
+        out = model(torch.cat([x] * n_pass), tt, cond2, style2, keep, sv2).sample
+        if n_pass == 3:
+            x0_s, x0_a, x0_u = out.chunk(3)
+            x0 = x0_u + guidance_scale * (x0_a - x0_u) + style_guidance * (x0_s - x0_a)
+        elif n_pass == 2:
+            x0_c, x0_u = out.chunk(2)
             x0 = x0_u + guidance_scale * (x0_c - x0_u)
         else:
-            x0 = model(x, tt, cond2, style2, keep).sample
+            x0 = out
         if known is not None:
             x0 = torch.where(known_mask, known, x0)
         x = scheduler.step(x0, t, x, eta=0.0).prev_sample

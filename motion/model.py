@@ -34,6 +34,8 @@ class DenoiserConfig:
         d_model, num_layers, num_heads, ff_mult: transformer size.
         max_frames: longest window (frames) for the sinusoidal position table.
         dropout: attention/MLP dropout during training.
+        style_encoder: build a :class:`StyleEncoder` so a reference motion clip can set the style
+            (checkpoints before 0.3.0 have none).
     """
 
     motion_dim: int
@@ -45,6 +47,8 @@ class DenoiserConfig:
     ff_mult: int = 4
     max_frames: int = 512
     dropout: float = 0.1
+    style_encoder: bool = False
+
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,6 +89,34 @@ class AdaLNBlock(nn.Module):
         return x + g2[:, None] * self.mlp(h)
 
 
+class StyleEncoder(nn.Module):
+    """Reference motion ``[B, T, D]`` (normalised, with its ``[B, T, D]`` channel mask) -> style vector
+    ``[B, d_model]``.
+
+    Two temporal convolutions over the masked motion and the mask, then the mean and standard deviation
+    over the valid frames (so any reference length works and the vector describes how the motion moves,
+    not where it is in time), projected to ``d_model``. The projection is zero-initialised: an untrained
+    encoder leaves the denoiser unchanged. After ChatAnyone section 3.1 (style from a reference clip).
+    """
+
+    def __init__(self, motion_dim: int, d: int):
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv1d(2 * motion_dim, d, 5, padding=2), nn.GELU(),
+                                  nn.Conv1d(d, d, 5, padding=2), nn.GELU())
+        self.proj = nn.Linear(2 * d, d)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, ref: torch.Tensor, ref_mask: torch.Tensor) -> torch.Tensor:
+        m = ref_mask.float()
+        h = self.conv(torch.cat([ref * m, m], dim=-1).transpose(1, 2)).transpose(1, 2)  # [B, T, d]
+        w = (m.amax(dim=-1, keepdim=True) > 0).float()  # frames with any valid channel
+        n = w.sum(1).clamp_min(1.0)
+        mean = (h * w).sum(1) / n
+        std = ((((h - mean[:, None]) ** 2) * w).sum(1) / n).clamp_min(1e-6).sqrt()
+        return self.proj(torch.cat([mean, std], dim=-1))
+
+
 @dataclass
 class DenoiserOutput:
     """Named output of :class:`MotionDenoiser`: ``sample`` ``[B, T, motion_dim]``, the predicted clean motion."""
@@ -104,6 +136,8 @@ class MotionDenoiser(nn.Module):
         cond: ``[B, T, cond_dim]`` float32 frame-aligned condition.
         style: ``[B]`` int64 style ids (``config.num_styles`` = none).
         cond_keep: optional ``[B]`` bool; False replaces the condition by a learned null (CFG).
+        style_vec: optional ``[B, d_model]`` float32 from :meth:`encode_style` (zeros = no reference), added
+            to the style embedding.
     Returns:
         :class:`DenoiserOutput` with the predicted clean motion ``x0``.
     """
@@ -120,6 +154,7 @@ class MotionDenoiser(nn.Module):
         self.null_cond = nn.Parameter(torch.zeros(d))
         self.time_mlp = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         self.style_emb = nn.Embedding(c.num_styles + 1, d)
+        self.style_enc = StyleEncoder(c.motion_dim, d) if c.style_encoder else None
         self.register_buffer("pos", timestep_embedding(torch.arange(c.max_frames), d), persistent=False)
         self.blocks = nn.ModuleList(AdaLNBlock(d, c.num_heads, c.ff_mult, c.dropout) for _ in range(c.num_layers))
         self.norm_out = nn.LayerNorm(d, elementwise_affine=False, eps=1e-6)
@@ -128,7 +163,17 @@ class MotionDenoiser(nn.Module):
         nn.init.zeros_(self.ada_out[1].bias)
         self.out = nn.Linear(d, c.motion_dim)
 
-    def forward(self, x_t, timesteps, cond, style, cond_keep=None) -> DenoiserOutput:
+    def encode_style(self, ref: torch.Tensor, ref_mask: torch.Tensor) -> torch.Tensor:
+        """Reference motion ``[B, T, motion_dim]`` (normalised) and its bool mask -> ``[B, d_model]``.
+
+        Raises:
+            ValueError: this denoiser was built without a style encoder.
+        """
+        if self.style_enc is None:
+            raise ValueError("this checkpoint has no style encoder (trained before 0.3.0)")
+        return self.style_enc(ref, ref_mask)
+
+    def forward(self, x_t, timesteps, cond, style, cond_keep=None, style_vec=None) -> DenoiserOutput:
         B, T, _ = x_t.shape
         if T > self.config.max_frames:
             raise ValueError(f"window of {T} frames exceeds max_frames={self.config.max_frames}")
@@ -137,6 +182,8 @@ class MotionDenoiser(nn.Module):
             h_cond = torch.where(cond_keep[:, None, None], h_cond, self.null_cond.expand_as(h_cond))
         h = self.in_proj(x_t) + h_cond + self.pos[:T][None]
         c = self.time_mlp(timestep_embedding(timesteps, self.config.d_model)) + self.style_emb(style)
+        if style_vec is not None:
+            c = c + style_vec
         for blk in self.blocks:
             h = blk(h, c)
         shift, scale = self.ada_out(c).chunk(2, dim=-1)

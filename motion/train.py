@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .checkpoint import StageModels, save_models
 from .clip import MotionClip
 from .conventions import ARKIT_MIRROR, ARKIT_MOUTH, BODY_STAGE_JOINTS, JOINT_MIRROR
-from .datasets import TrainingClip, data_root, load_beat2, load_facegood, load_prepared
+from .datasets import TrainingClip, data_root, load_beat2, load_facegood, load_neurosync, load_prepared
 from .diffusion import DiffusionConfig, diffusion_loss
 from .features import FEATURE_DIM, FEATURE_LAYOUT, SIL_INDEX, extract_features
 from .inference import sample_windows
@@ -39,7 +39,7 @@ from .rotations import mirror_quat
 #: columns of the phone posteriors in the model input (the last block of FEATURE_LAYOUT)
 PHONE_SLICE = slice(FEATURE_DIM - dict(FEATURE_LAYOUT)["phones"], FEATURE_DIM)
 STYLES = ("facegood", "beat2", "neurosync", "video")
-LOADERS = {"facegood": load_facegood, "beat2": load_beat2}
+LOADERS = {"facegood": load_facegood, "beat2": load_beat2, "neurosync": load_neurosync}
 
 
 @dataclass
@@ -82,6 +82,18 @@ class TrainConfig:
     noise_augment: bool = True
     gain_db: list[float] = field(default_factory=lambda: [-6.0, 6.0])
     noise_dbfs: list[float] = field(default_factory=lambda: [-60.0, -35.0])
+    #: style from a reference clip: a :class:`motion.model.StyleEncoder` per stage, fed another crop of the
+    #: same training clip; ``ref_dropout`` of the samples get no reference (CFG null on style together
+    #: with ``style_dropout``); reference lengths are uniform in [``ref_min``, ``window``] frames
+    style_reference: bool = False
+    ref_dropout: float = 0.5
+    ref_min: int = 30
+    #: speed perturbation (Ko et al., "Audio augmentation for speech recognition", Interspeech 2015):
+    #: extra copies of each clip with audio and motion played ``f`` times faster (audio resampled, so the
+    #: pitch moves too, as in Kaldi's 0.9/1.1 recipe)
+    speed_factors: list[float] = field(default_factory=list)
+    #: relative probability of drawing each dataset for a batch sample (default 1 each)
+    dataset_weights: dict[str, float] = field(default_factory=dict)
     d_model: int = 128
     num_layers: int = 4
     num_heads: int = 4
@@ -111,6 +123,7 @@ class Item:
     face_mask: np.ndarray  # [T, FACE_DIM] bool, per frame
     body_mask: np.ndarray  # [T, BODY_DIM] bool, per frame
     licence: str = ""
+    has_audio: bool = True  # False: an unconditional prior (the audio condition is always the CFG null)
 
 
 def mirror_clip(clip: MotionClip) -> MotionClip:
@@ -171,22 +184,46 @@ def augment_audio(audio: np.ndarray, rng: np.random.Generator, gain_db, noise_db
     return np.clip(audio * gain + noise, -1, 1).astype(np.float32)
 
 
+def speed_perturb(c: TrainingClip, factor: float) -> TrainingClip:
+    """``c`` played ``factor`` times faster: audio resampled by soxr (pitch moves with it), motion resampled
+    (slerp for rotations), per-frame validity by nearest frame. Name gets ``~speed{factor}``."""
+    import soxr
+
+    src = c.clip
+    stretched = MotionClip(src.fps * factor, src.face, src.rotations, src.translation, dict(src.meta)).resample(src.fps)
+    T = stretched.num_frames
+    idx = np.minimum(np.round(np.arange(T) * factor).astype(int), src.num_frames - 1)
+    audio = None if c.audio is None else soxr.resample(c.audio, 16000 * factor, 16000).astype(np.float32)
+    fv = None if c.face_valid is None else c.face_valid[idx]
+    jv = None if c.joint_valid is None else c.joint_valid[idx]
+    return replace(c, name=f"{c.name}~speed{factor:g}", audio=audio, clip=stretched, face_valid=fv, joint_valid=jv)
+
+
 def make_items(clips: list[TrainingClip], cfg: TrainConfig, rng: np.random.Generator, progress: bool = True) -> list[Item]:
-    """Features, stage vectors and per-frame masks of each clip, of its mirror image (``cfg.mirror``) and
-    of a noisy, re-gained copy (``cfg.noise_augment``)."""
+    """Features, stage vectors and per-frame masks of each clip, of its mirror image (``cfg.mirror``), of a
+    noisy, re-gained copy (``cfg.noise_augment``) and of speed-perturbed copies (``cfg.speed_factors``).
+    Clips without audio become unconditional items (``has_audio`` False)."""
     items = []
     for c in tqdm(clips, desc="audio features", disable=not progress):
-        T = c.clip.num_frames
-        audios = [("", c.audio)]
-        if cfg.noise_augment:
-            audios.append(("~noisy", augment_audio(c.audio, rng, cfg.gain_db, cfg.noise_dbfs)))
-        for tag, audio in audios:
-            feats = extract_features(audio, 16000, 30.0, num_frames=T).stack().astype(np.float32)
-            items += _clip_items(c, feats, tag, cfg.mirror, cfg.body_datasets)
+        variants = [c] + [speed_perturb(c, f) for f in cfg.speed_factors if c.audio is not None]
+        for v in variants:
+            T = v.clip.num_frames
+            if v.audio is None:
+                feats = np.zeros((T, FEATURE_DIM), np.float32)
+                feats[:, PHONE_SLICE.start + SIL_INDEX] = 1.0
+                items += _clip_items(v, feats, "", cfg.mirror, cfg.body_datasets, has_audio=False)
+                continue
+            audios = [("", v.audio)]
+            if cfg.noise_augment and v is c:
+                audios.append(("~noisy", augment_audio(v.audio, rng, cfg.gain_db, cfg.noise_dbfs)))
+            for tag, audio in audios:
+                feats = extract_features(audio, 16000, 30.0, num_frames=T).stack().astype(np.float32)
+                items += _clip_items(v, feats, tag, cfg.mirror, cfg.body_datasets)
     return items
 
 
-def _clip_items(c: TrainingClip, feats: np.ndarray, tag: str, mirror: bool, body_datasets: list[str]) -> list[Item]:
+def _clip_items(c: TrainingClip, feats: np.ndarray, tag: str, mirror: bool, body_datasets: list[str],
+                has_audio: bool = True) -> list[Item]:
     items = []
     fv, jv = frame_masks(c)
     if c.dataset not in body_datasets:
@@ -197,7 +234,7 @@ def _clip_items(c: TrainingClip, feats: np.ndarray, tag: str, mirror: bool, body
         variants.append((mirror_clip(c.clip), fv[:, list(ARKIT_MIRROR)], jv[:, list(JOINT_MIRROR)], "~mirror"))
     for clip, f, j, suffix in variants:
         items.append(Item(c.name + tag + suffix, c.dataset, STYLES.index(c.dataset), feats, face_vector(clip),
-                          body_vector(clip), face_vector_mask(f, j), body_vector_mask(j), c.licence))
+                          body_vector(clip), face_vector_mask(f, j), body_vector_mask(j), c.licence, has_audio))
     return items
 
 
@@ -219,18 +256,21 @@ def masked_stats(arrays: list[np.ndarray], masks: list[np.ndarray], dim: int, fl
 
 
 class WindowSampler:
-    """Random training windows: a dataset uniformly, then a clip in proportion to its length, then a crop."""
+    """Random training windows: a dataset (uniformly, or by ``weights``), then a clip in proportion to its length, then a crop."""
 
-    def __init__(self, items: list[Item], window: int, rng: np.random.Generator):
+    def __init__(self, items: list[Item], window: int, rng: np.random.Generator,
+                 weights: dict[str, float] | None = None):
         self.items, self.window, self.rng = items, window, rng
         self.by_ds: dict[str, list[int]] = {}
         for i, it in enumerate(items):
             self.by_ds.setdefault(it.dataset, []).append(i)
         self.ds_names = sorted(self.by_ds)
+        w = np.array([float((weights or {}).get(d, 1.0)) for d in self.ds_names])
+        self.ds_p = w / w.sum()
 
     def draw(self, window: int | None = None) -> tuple[Item, int]:
         window = window or self.window
-        ds = self.ds_names[self.rng.integers(len(self.ds_names))]
+        ds = self.ds_names[self.rng.choice(len(self.ds_names), p=self.ds_p)]
         idx = self.by_ds[ds]
         lens = np.array([len(self.items[i].cond) for i in idx], float)
         it = self.items[idx[self.rng.choice(len(idx), p=lens / lens.sum())]]
@@ -256,8 +296,8 @@ def train_stage(model: MotionDenoiser, batch_fn, steps: int, cfg: TrainConfig,
     ema = None
     bar = tqdm(range(steps), desc=desc)
     for step in bar:
-        x0, cond, style, mask, keep = batch_fn()
-        out = diffusion_loss(model, sched, x0, cond, style, mask, keep, cfg.velocity_weight)
+        x0, cond, style, mask, keep, style_ref = batch_fn()
+        out = diffusion_loss(model, sched, x0, cond, style, mask, keep, cfg.velocity_weight, style_ref)
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -293,17 +333,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
 
     def dcfg(motion_dim, cond_dim):
         return DenoiserConfig(motion_dim, cond_dim, n_styles, cfg.d_model, cfg.num_layers, cfg.num_heads,
-                              4, 512, cfg.dropout)
+                              4, 512, cfg.dropout, cfg.style_reference)
 
     def batches(items: list[Item], target: str, cond: str, mask: str, mean: np.ndarray, std: np.ndarray):
-        """A function drawing one training batch ``(x0, cond, style, mask, cond_keep)`` from ``items``."""
-        sampler = WindowSampler(items, W, rng)
+        """A function drawing one training batch ``(x0, cond, style, mask, cond_keep, style_ref)`` from
+        ``items`` (``style_ref`` is None unless ``cfg.style_reference``)."""
+        sampler = WindowSampler(items, W, rng, cfg.dataset_weights)
 
         def batch():
             L = int(rng.integers(cfg.min_window, W + 1)) if cfg.min_window > 0 else W
             draws = [sampler.draw(L) for _ in range(B)]
 
-            def crop(attr):
+            def crop(attr, draws=draws, L=L):
                 return np.stack([_crop(getattr(it, attr), s, L) for it, s in draws])
             c = crop(cond)
             if cfg.phone_dropout > 0:
@@ -313,8 +354,18 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
             style = np.array([it.style for it, _ in draws])
             style[rng.random(B) < cfg.style_dropout] = n_styles      # "no style" (CFG null)
             keep = rng.random(B) >= cfg.cond_dropout                  # audio dropped (CFG null)
+            keep &= np.array([it.has_audio for it, _ in draws])       # priors never see audio
+            style_ref = None
+            if cfg.style_reference:  # another crop of the same clip
+                Lr = int(rng.integers(min(cfg.ref_min, W), W + 1))
+                ref_draws = [(it, int(rng.integers(0, max(1, len(it.cond) - Lr + 1)))) for it, _ in draws]
+                ref = (crop(target, ref_draws, Lr) - mean) / std
+                ref_mask = crop(mask, ref_draws, Lr)
+                ref_keep = rng.random(B) >= cfg.ref_dropout
+                style_ref = (torch.from_numpy(ref).float(), torch.from_numpy(ref_mask), torch.from_numpy(ref_keep))
             return (torch.from_numpy((crop(target) - mean) / std).float(), torch.from_numpy(c),
-                    torch.from_numpy(style).long(), torch.from_numpy(crop(mask)), torch.from_numpy(keep))
+                    torch.from_numpy(style).long(), torch.from_numpy(crop(mask)), torch.from_numpy(keep),
+                    style_ref)
         return batch
 
     # ---- face stage ------------------------------------------------------------------------------
