@@ -25,7 +25,7 @@ from .errors import AudioError, ChatAnyoneError
 from .face_idle import IDLE_MASK, FaceIdleModel
 from .features import extract_features
 from .model import MotionDenoiser
-from .representation import assemble
+from .representation import assemble, body_vector, face_vector
 from .rotations import axis_angle_to_quat, quat_to_axis_angle, sixd_to_quat
 from . import diffusion
 
@@ -63,6 +63,10 @@ def smooth_radius(sigma: float) -> int:
 
 #: Guidance for the body stage (1 = off: gestures keep the amplitude of the training data).
 BODY_GUIDANCE = 1.0
+#: Classifier-free guidance on the style (a preset or a reference clip; 1 = off), both stages.
+STYLE_GUIDANCE = 1.0
+#: Shortest style reference clip (frames at 30 fps).
+MIN_REFERENCE_FRAMES = 15
 
 
 @dataclass
@@ -97,26 +101,55 @@ def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
     return starts
 
 
+#: Frames at the end of each window overlap that are generated afresh and cross-faded (raised cosine)
+#: from the previous window into the new one, instead of inpainted; the first ``overlap - CROSSFADE_FRAMES``
+#: overlap frames are inpainted. A hard switch from inpainted to generated frames left a jerk spike at
+#: every join (see ``chatanyone evaluate``, seams).
+CROSSFADE_FRAMES = 12
+
+
+def crossfade_weights(n: int) -> np.ndarray:
+    """``[n]`` weights of the new window over a cross-fade of ``n`` frames: raised cosine from 0 to 1,
+    both ends excluded (``0.5 - 0.5 cos(pi (i + 1) / (n + 1))``)."""
+    return (0.5 - 0.5 * np.cos(np.pi * (np.arange(n) + 1) / (n + 1))).astype(np.float32)
+
+
 def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: int, steps: int,
                    window: int, overlap: int, generator: torch.Generator, guidance_scale: float = 1.0,
-                   progress: bool = False, desc: str = "") -> np.ndarray:
-    """Sample ``[T, D]`` normalised motion for a ``[T, C]`` condition in overlapping, inpainted windows."""
+                   progress: bool = False, desc: str = "", style_vec: torch.Tensor | None = None,
+                   style_guidance: float = 1.0, crossfade: int | None = None) -> np.ndarray:
+    """Sample ``[T, D]`` normalised motion for a ``[T, C]`` condition in overlapping windows.
+
+    Each window after the first inpaints the frames it shares with the previous one except the last
+    ``crossfade`` (default :data:`CROSSFADE_FRAMES`) of them, which it generates and cross-fades in
+    (:func:`crossfade_weights`).
+    ``style_vec`` ``[1, d_model]``/``style_guidance``: reference style, see :func:`motion.diffusion.sample`.
+    """
     T = cond.shape[0]
     D = model.config.motion_dim
+    crossfade = CROSSFADE_FRAMES if crossfade is None else int(crossfade)
     out = np.zeros((T, D), np.float32)
     starts = window_starts(T, window, overlap)
+    null_style = model.config.num_styles
     for k, s in enumerate(tqdm(starts, desc=desc, disable=not progress, unit="win", leave=False)):
         e = min(s + window, T)
         c = torch.from_numpy(cond[s:e])[None]
         known = mask = None
+        n_known = n_fade = 0
         if k > 0:
             n_known = (starts[k - 1] + window) - s  # frames already generated in this window
+            n_fade = min(crossfade, max(0, n_known - 1))
             known = torch.from_numpy(out[s:e])[None]
             mask = torch.zeros((1, e - s, D), dtype=torch.bool)
-            mask[:, :n_known] = True
+            mask[:, :n_known - n_fade] = True
         x0 = diffusion.sample(model, scheduler, c, torch.tensor([style]), steps, generator, known, mask,
-                              guidance_scale)
-        out[s:e] = x0[0].numpy()
+                              guidance_scale, style_vec=style_vec, style_guidance=style_guidance,
+                              null_style=null_style)[0].numpy()
+        if n_fade:
+            a = n_known - n_fade
+            w = crossfade_weights(n_fade)[:, None]
+            x0[a:n_known] = (1 - w) * out[s + a:s + n_known] + w * x0[a:n_known]
+        out[s:e] = x0
     return out
 
 
@@ -162,14 +195,53 @@ class MotionGenerator:
             return none
         return self.styles.index(style)
 
+    def style_vectors(self, reference: MotionClip | None) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Style vectors ``([1, d_model] face, [1, d_model] body)`` of a reference ``MotionClip``.
+
+        The reference is resampled to 30 fps and turned into each stage's vector; a channel counts as
+        real when it moves (standard deviation over the clip > 1e-6, e.g. a face-only capture has no
+        body), and a stage with no real channel gets ``None`` (no reference for that stage).
+
+        Raises:
+            ChatAnyoneError: the checkpoint has no style encoder, or the reference is shorter than
+                :data:`MIN_REFERENCE_FRAMES` frames.
+        """
+        if reference is None:
+            return None, None
+        m = self.models
+        if m.face.style_enc is None or m.body.style_enc is None:
+            raise ChatAnyoneError(f"checkpoint {self.version} has no style encoder; use a named style "
+                                  f"preset ({', '.join(self.face_styles)}) or a checkpoint >= 0.3.0")
+        clip = reference if abs(reference.fps - MODEL_FPS) < 1e-9 else reference.resample(MODEL_FPS)
+        if clip.num_frames < MIN_REFERENCE_FRAMES:
+            raise ChatAnyoneError(f"style reference too short: {clip.num_frames} frames at 30 fps, need "
+                                  f">= {MIN_REFERENCE_FRAMES}")
+        out = []
+        for model, vec, mean, std in ((m.face, face_vector(clip), m.face_mean, m.face_std),
+                                      (m.body, body_vector(clip), m.body_mean, m.body_std)):
+            real = vec.std(0) > 1e-6
+            if not real.any():
+                out.append(None)
+                continue
+            x = (torch.from_numpy(vec) - mean) / std
+            mask = torch.from_numpy(np.broadcast_to(real, vec.shape).copy())
+            with torch.no_grad():
+                out.append(model.encode_style(x[None], mask[None]))
+        return out[0], out[1]
+
     def generate(self, audio: np.ndarray, *, seed: int = 0, fps: float = MODEL_FPS,
-                 intensity: Intensity | None = None, style: str | None = None, steps: int | None = None,
+                 intensity: Intensity | None = None, style: str | None = None,
+                 style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
+                 steps: int | None = None,
                  transcript: str | None = None, face_guidance: float = FACE_GUIDANCE,
                  body_guidance: float = BODY_GUIDANCE, progress: bool = False,
                  audio_source: str | None = None, audio_offset_s: float = 0.0,
                  phones: bool | None = None, face_to_body: bool = True) -> MotionClip:
         """Generate motion for 16 kHz mono float32 ``audio`` ``[N]``.
 
+        ``style``: a named preset (:attr:`face_styles`); ``style_reference``: a ``MotionClip`` whose
+        manner the motion should take (:meth:`style_vectors`; checkpoints >= 0.3.0); both may be given.
+        ``style_guidance``: classifier-free guidance on the style (only when a style is given).
         ``phones``: run pocketsphinx phone recognition for the phone features (default
         :data:`RECOGNISE_PHONES`); a ``transcript`` always force-aligns phones. ``face_to_body=False`` is
         an ablation for evaluation: the body stage sees the mean face instead of the face stage's output.
@@ -193,16 +265,22 @@ class MotionGenerator:
                                  phones=phones or bool(transcript))
         cond = feats.stack().astype(np.float32)
         sched = m.diffusion.scheduler()
+        face_sv, body_sv = self.style_vectors(style_reference)
+        none = m.face.config.num_styles
+        sg = float(style_guidance) if (style_id != none or face_sv is not None) else 1.0
+        body_sg = float(style_guidance) if (body_style_id != none or body_sv is not None) else 1.0
         face_n = sample_windows(m.face, sched, cond, style_id, steps, self.window, self.overlap, gen,
-                                face_guidance, progress, "face stage")
+                                face_guidance, progress, "face stage", face_sv, sg)
         body_cond = np.concatenate([cond, face_n if face_to_body else np.zeros_like(face_n)], axis=1)
         body_n = sample_windows(m.body, sched, body_cond, body_style_id, steps, self.window, self.overlap, gen,
-                                body_guidance, progress, "body stage")
+                                body_guidance, progress, "body stage", body_sv, body_sg)
         idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
         face_n, body_n = smooth_frames(face_n, FACE_SMOOTH_SIGMA), smooth_frames(body_n, BODY_SMOOTH_SIGMA)
         face, rot = self.finish(face_n, body_n, idle.face, idle.eye_rotations, intensity)
         meta = {
             "model_version": self.version, "seed": int(seed), "style": style,
+            "style_reference": None if style_reference is None else str(style_reference.meta.get("source", "clip")),
+            "style_guidance": float(style_guidance),
             "intensity": asdict(intensity), "steps": steps,
             "guidance": {"face": face_guidance, "body": body_guidance},
             "audio_source": audio_source, "audio_offset_s": float(audio_offset_s),

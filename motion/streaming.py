@@ -9,7 +9,9 @@ on short windows that slide with the audio:
   seam (the overlap-inpainting of ChatAnyone §3.1 / offline :func:`motion.inference.sample_windows`);
 * the newest ``hop_frames`` frames are emitted, after the same temporal smoothing as offline
   (:func:`motion.inference.smooth_frames`, which reads 2 frames on each side); the last
-  ``lookahead_frames`` frames of the window are only a look ahead and are sampled again by the next step.
+  ``lookahead_frames`` frames of the window are only a look ahead and are sampled again by the next step,
+  which cross-fades from that earlier sample into its own over those frames (raised cosine,
+  :func:`motion.inference.crossfade_weights`: temporal ensembling at the hop join).
 
 A frame at time ``t`` is therefore final once the audio up to ``t + lookahead_s`` has arrived
 (:attr:`MotionStream.lookahead_s`: ``lookahead_frames / 30`` s plus 64 ms the audio features look ahead),
@@ -40,7 +42,8 @@ from .features import extract_features
 from .frames import MotionFrame
 from .representation import FACE_MOUTH_DIM
 from .inference import (BODY_GUIDANCE, BODY_SMOOTH_SIGMA, FACE_GUIDANCE, FACE_SMOOTH_SIGMA, MODEL_FPS,
-                        Intensity, MotionGenerator, smooth_frames, smooth_radius)
+                        STYLE_GUIDANCE, Intensity, MotionGenerator, crossfade_weights, smooth_frames,
+                        smooth_radius)
 
 #: Samples of audio the features of a frame need after the frame's time: YIN's centred 64 ms frame
 #: (32 ms), the 10 ms box smoothing and the 100 Hz -> 30 fps interpolation (20 ms), rounded up to 64 ms.
@@ -101,8 +104,11 @@ class MotionStream:
 
     Args:
         generator: a loaded :class:`MotionGenerator` (its weights are used as they are).
-        seed, style, intensity, face_guidance, body_guidance: as in :meth:`MotionGenerator.generate`.
+        seed, style, style_reference, style_guidance, intensity, face_guidance, body_guidance: as in
+            :meth:`MotionGenerator.generate`.
         config: :class:`StreamConfig` (window schedule, denoising steps).
+        warm_up: run one step on silence at construction, so the first real step does not pay PyTorch's
+            first-call costs (default True; :func:`stream_clip` turns it off).
 
     Attributes:
         fps: 30.0, the rate of the frames yielded.
@@ -115,8 +121,10 @@ class MotionStream:
     fps = MODEL_FPS
 
     def __init__(self, generator: MotionGenerator, *, seed: int = 0, style: str | None = None,
+                 style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
                  intensity: Intensity | None = None, face_guidance: float = FACE_GUIDANCE,
-                 body_guidance: float = BODY_GUIDANCE, config: StreamConfig | None = None):
+                 body_guidance: float = BODY_GUIDANCE, config: StreamConfig | None = None,
+                 warm_up: bool = True):
         self.gen = generator
         self.config = cfg = config or StreamConfig()
         if cfg.context_frames > generator.models.face.config.max_frames:
@@ -125,6 +133,10 @@ class MotionStream:
         self.seed = int(seed)
         self.intensity = intensity or Intensity()
         self.style_ids = (generator.style_id(style), generator.style_id(style, "body"))
+        self.style_vecs = generator.style_vectors(style_reference)
+        none = generator.models.face.config.num_styles
+        self.style_guidance = tuple(float(style_guidance) if (i != none or v is not None) else 1.0
+                                    for i, v in zip(self.style_ids, self.style_vecs))
         self.guidance = (float(face_guidance), float(body_guidance))
         self.steps = int(cfg.steps or generator.models.diffusion.num_inference_steps)
         self.scheduler = generator.models.diffusion.scheduler()
@@ -147,6 +159,8 @@ class MotionStream:
         self._idle: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._closed = False
         self._lp_state: dict[str, np.ndarray] = {}
+        if warm_up:
+            self._warm_up()
 
     # ---------------------------------------------------------------------------------------- public
     def push(self, samples: np.ndarray) -> list[MotionFrame]:
@@ -222,8 +236,22 @@ class MotionStream:
             eyes.append(e[lo:hi])
         return np.concatenate(faces), np.concatenate(eyes)
 
-    def _sample_stage(self, model, cond: np.ndarray, known: np.ndarray, n_known: int, style: int,
-                      guidance: float, gen: torch.Generator) -> np.ndarray:
+    def _warm_up(self) -> None:
+        """One throw-away step of both stages on a silent window (PyTorch's first calls of a shape are
+        slow: allocator, kernel selection), with known frames so the inpainting path runs too."""
+        m, W = self.gen.models, self.config.context_frames
+        cond = extract_features(np.zeros(_frame_samples(W), np.float32), SAMPLE_RATE, MODEL_FPS,
+                                num_frames=W, phones=False).stack().astype(np.float32)
+        gen = torch.Generator().manual_seed(0)
+        for st in range(2):
+            face_n = self._sample_stage(m.face, cond, np.zeros((W, m.face.config.motion_dim), np.float32),
+                                        W // 2 * st, 0, self.style_ids[0], gen)
+            self._sample_stage(m.body, np.concatenate([cond, face_n], 1),
+                               np.zeros((W, m.body.config.motion_dim), np.float32), W // 2 * st, 1,
+                               self.style_ids[1], gen)
+
+    def _sample_stage(self, model, cond: np.ndarray, known: np.ndarray, n_known: int, stage: int, style: int,
+                      gen: torch.Generator) -> np.ndarray:
         D = model.config.motion_dim
         W = cond.shape[0]
         mask = None
@@ -234,7 +262,8 @@ class MotionStream:
             mask = torch.zeros((1, W, D), dtype=torch.bool)
             mask[:, :n_known] = True
         x0 = diffusion.sample(model, self.scheduler, torch.from_numpy(cond)[None], torch.tensor([style]),
-                              self.steps, gen, kn, mask, guidance)
+                              self.steps, gen, kn, mask, self.guidance[stage], style_vec=self.style_vecs[stage],
+                              style_guidance=self.style_guidance[stage], null_style=model.config.num_styles)
         return x0[0].numpy()
 
     def _causal_low_pass(self, key: str, x: np.ndarray) -> np.ndarray:
@@ -276,9 +305,22 @@ class MotionStream:
         seed = int(np.random.SeedSequence([self.seed, self._step]).generate_state(1)[0])
         gen = torch.Generator().manual_seed(seed)
         cond = self._features(s, e)
-        face_n = self._sample_stage(m.face, cond, known_face, n_known, self.style_ids[0], self.guidance[0], gen)
+        # frames after the committed ones that the previous step sampled as its look ahead: cross-fade
+        prev_end = self._motion_base + len(self._face_n)
+        n_prev = max(0, min(prev_end, e) - committed) if n_known else 0
+        w = crossfade_weights(n_prev)[:, None]
+        j0 = committed - s
+
+        def ensemble(new: np.ndarray, old_rows: np.ndarray) -> np.ndarray:
+            if n_prev:
+                new[j0:j0 + n_prev] = (1 - w) * old_rows + w * new[j0:j0 + n_prev]
+            return new
+        old_face = self._face_n[k0 + j0:k0 + j0 + n_prev].copy()
+        old_body = self._body_n[k0 + j0:k0 + j0 + n_prev].copy()
+        face_n = ensemble(self._sample_stage(m.face, cond, known_face, n_known, 0, self.style_ids[0], gen), old_face)
         body_cond = np.concatenate([cond, face_n], axis=1)
-        body_n = self._sample_stage(m.body, body_cond, known_body, n_known, self.style_ids[1], self.guidance[1], gen)
+        body_n = ensemble(self._sample_stage(m.body, body_cond, known_body, n_known, 1, self.style_ids[1], gen),
+                          old_body)
         # keep the window's motion (the committed part is unchanged by inpainting)
         self._face_n = np.concatenate([self._face_n[:k0], face_n])
         self._body_n = np.concatenate([self._body_n[:k0], body_n])
@@ -323,6 +365,7 @@ def stream_clip(generator: MotionGenerator, audio: np.ndarray, chunk_samples: in
         ``MotionClip`` at 30 fps with ``round(N / 16000 * 30)`` frames; ``meta["streaming"]`` holds the
         schedule.
     """
+    kwargs.setdefault("warm_up", False)
     stream = MotionStream(generator, **kwargs)
     frames: list[MotionFrame] = []
     step = chunk_samples or max(1, len(audio))

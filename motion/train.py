@@ -285,6 +285,46 @@ def _crop(a: np.ndarray, start: int, window: int) -> np.ndarray:
     return out
 
 
+def batch_fn(items: list[Item], cfg: TrainConfig, target: str, cond: str, mask: str, mean: np.ndarray,
+             std: np.ndarray, n_styles: int, rng: np.random.Generator):
+    """A function drawing one training batch ``(x0, cond, style, mask, cond_keep, style_ref)`` from
+    ``items``: ``cfg.batch_size`` windows (one random length per batch when ``cfg.min_window``), the
+    ``target``/``cond``/``mask`` attributes of each item cropped, the target normalised by ``mean``/``std``.
+    Phone dropout, style-id dropout (id ``n_styles`` = none) and audio dropout (``cond_keep`` False; always
+    for items without audio) as in ``cfg``. ``style_ref`` is None unless ``cfg.style_reference``: then
+    ``(ref [B, Lr, D], ref_mask, ref_keep [B])``, another crop of each sample's own item."""
+    W, B = cfg.window, cfg.batch_size
+    sampler = WindowSampler(items, W, rng, cfg.dataset_weights)
+
+    def batch():
+        L = int(rng.integers(cfg.min_window, W + 1)) if cfg.min_window > 0 else W
+        draws = [sampler.draw(L) for _ in range(B)]
+
+        def crop(attr, draws=draws, L=L):
+            return np.stack([_crop(getattr(it, attr), s, L) for it, s in draws])
+        c = crop(cond)
+        if cfg.phone_dropout > 0:
+            drop = rng.random(B) < cfg.phone_dropout
+            c[drop, :, PHONE_SLICE] = 0.0
+            c[drop, :, PHONE_SLICE.start + SIL_INDEX] = 1.0
+        style = np.array([it.style for it, _ in draws])
+        style[rng.random(B) < cfg.style_dropout] = n_styles      # "no style" (CFG null)
+        keep = rng.random(B) >= cfg.cond_dropout                  # audio dropped (CFG null)
+        keep &= np.array([it.has_audio for it, _ in draws])       # priors never see audio
+        style_ref = None
+        if cfg.style_reference:  # another crop of the same clip
+            Lr = int(rng.integers(min(cfg.ref_min, W), W + 1))
+            ref_draws = [(it, int(rng.integers(0, max(1, len(getattr(it, cond)) - Lr + 1)))) for it, _ in draws]
+            ref = (crop(target, ref_draws, Lr) - mean) / std
+            ref_mask = crop(mask, ref_draws, Lr)
+            ref_keep = rng.random(B) >= cfg.ref_dropout
+            style_ref = (torch.from_numpy(ref).float(), torch.from_numpy(ref_mask), torch.from_numpy(ref_keep))
+        return (torch.from_numpy((crop(target) - mean) / std).float(), torch.from_numpy(c),
+                torch.from_numpy(style).long(), torch.from_numpy(crop(mask)), torch.from_numpy(keep),
+                style_ref)
+    return batch
+
+
 def train_stage(model: MotionDenoiser, batch_fn, steps: int, cfg: TrainConfig,
                 desc: str, log: list) -> float:
     """Train one denoiser for ``steps`` AdamW steps with a cosine schedule; returns the last loss (EMA)."""
@@ -327,7 +367,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     face_mean, face_std = masked_stats([i.face for i in face_items], [i.face_mask for i in face_items], FACE_DIM, 0.02)
     body_mean, body_std = masked_stats([i.body for i in body_items], [i.body_mask for i in body_items], BODY_DIM, 0.02)
     face_mean[~np.any([i.face_mask.any(0) for i in face_items], 0)] = 0
-    W, B = cfg.window, cfg.batch_size
+    W = cfg.window
     n_styles = len(STYLES)
     log: list[dict] = []
 
@@ -335,42 +375,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         return DenoiserConfig(motion_dim, cond_dim, n_styles, cfg.d_model, cfg.num_layers, cfg.num_heads,
                               4, 512, cfg.dropout, cfg.style_reference)
 
-    def batches(items: list[Item], target: str, cond: str, mask: str, mean: np.ndarray, std: np.ndarray):
-        """A function drawing one training batch ``(x0, cond, style, mask, cond_keep, style_ref)`` from
-        ``items`` (``style_ref`` is None unless ``cfg.style_reference``)."""
-        sampler = WindowSampler(items, W, rng, cfg.dataset_weights)
-
-        def batch():
-            L = int(rng.integers(cfg.min_window, W + 1)) if cfg.min_window > 0 else W
-            draws = [sampler.draw(L) for _ in range(B)]
-
-            def crop(attr, draws=draws, L=L):
-                return np.stack([_crop(getattr(it, attr), s, L) for it, s in draws])
-            c = crop(cond)
-            if cfg.phone_dropout > 0:
-                drop = rng.random(B) < cfg.phone_dropout
-                c[drop, :, PHONE_SLICE] = 0.0
-                c[drop, :, PHONE_SLICE.start + SIL_INDEX] = 1.0
-            style = np.array([it.style for it, _ in draws])
-            style[rng.random(B) < cfg.style_dropout] = n_styles      # "no style" (CFG null)
-            keep = rng.random(B) >= cfg.cond_dropout                  # audio dropped (CFG null)
-            keep &= np.array([it.has_audio for it, _ in draws])       # priors never see audio
-            style_ref = None
-            if cfg.style_reference:  # another crop of the same clip
-                Lr = int(rng.integers(min(cfg.ref_min, W), W + 1))
-                ref_draws = [(it, int(rng.integers(0, max(1, len(it.cond) - Lr + 1)))) for it, _ in draws]
-                ref = (crop(target, ref_draws, Lr) - mean) / std
-                ref_mask = crop(mask, ref_draws, Lr)
-                ref_keep = rng.random(B) >= cfg.ref_dropout
-                style_ref = (torch.from_numpy(ref).float(), torch.from_numpy(ref_mask), torch.from_numpy(ref_keep))
-            return (torch.from_numpy((crop(target) - mean) / std).float(), torch.from_numpy(c),
-                    torch.from_numpy(style).long(), torch.from_numpy(crop(mask)), torch.from_numpy(keep),
-                    style_ref)
-        return batch
-
     # ---- face stage ------------------------------------------------------------------------------
     face_model = MotionDenoiser(dcfg(FACE_DIM, FEATURE_DIM))
-    face_batch = batches(face_items, "face", "cond", "face_mask", face_mean, face_std)
+    face_batch = batch_fn(face_items, cfg, "face", "cond", "face_mask", face_mean, face_std, n_styles, rng)
     face_loss = train_stage(face_model, face_batch, cfg.face_steps, cfg, "face stage", log)
 
     # ---- body stage: condition on generated mouth + real head motion ----------------------------------
@@ -394,7 +401,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         it.body_cond = np.concatenate([it.cond, fn], axis=1).astype(np.float32)  # type: ignore[attr-defined]
 
     body_model = MotionDenoiser(dcfg(BODY_DIM, FEATURE_DIM + FACE_DIM))
-    body_batch = batches(body_items, "body", "body_cond", "body_mask", body_mean, body_std)
+    body_batch = batch_fn(body_items, cfg, "body", "body_cond", "body_mask", body_mean, body_std, n_styles, rng)
     body_loss = train_stage(body_model, body_batch, cfg.body_steps, cfg, "body stage", log)
 
     wall = time.time() - t0

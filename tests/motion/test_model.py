@@ -126,3 +126,57 @@ def test_window_starts_cover_everything_with_full_windows(T):
         assert s + W <= max(T, W)
     assert covered.all() and starts[0] == 0
     assert all(b - a <= W - O for a, b in zip(starts, starts[1:]))
+
+
+def test_crossfade_joins_windows_smoothly_from_the_previous_one():
+    from motion.inference import crossfade_weights
+    w = crossfade_weights(6)
+    assert w.shape == (6,) and 0 < w[0] < w[-1] < 1 and np.all(np.diff(w) > 0)
+    np.testing.assert_allclose(w + w[::-1], 1.0, atol=1e-6)  # symmetric raised cosine
+    m = tiny().eval()
+    sched = DiffusionConfig(num_inference_steps=3).scheduler()
+    cond = np.random.default_rng(0).normal(size=(100, 5)).astype(np.float32)
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    first = sample_windows(m, sched, cond[:60], 2, 3, 60, 20, g())
+    both = sample_windows(m, sched, cond, 2, 3, 60, 20, g(), crossfade=8)
+    # the second window starts at 40: frames 40..52 inpainted (equal to the first window), 52..60 faded
+    np.testing.assert_allclose(both[:52], first[:52], atol=1e-6)
+    assert not np.allclose(both[52:60], first[52:60])
+
+
+def test_style_encoder_pools_over_valid_frames_and_starts_neutral():
+    m = tiny(style_encoder=True).eval()
+    torch.nn.init.normal_(m.style_enc.proj.weight)
+    ref = torch.randn(1, 30, 6)
+    mask = torch.ones(1, 30, 6, dtype=torch.bool)
+    v = m.encode_style(ref, mask)
+    assert v.shape == (1, 32)
+    # frames whose mask is all False do not count, whatever their values
+    padded = torch.cat([ref, torch.full((1, 20, 6), 9.0)], 1)
+    pmask = torch.cat([mask, torch.zeros(1, 20, 6, dtype=torch.bool)], 1)
+    assert not torch.allclose(m.encode_style(padded, torch.ones_like(pmask)), v, atol=1e-3)
+    # (convolutions see the padded edge, so only approximately equal)
+    assert torch.allclose(m.encode_style(padded, pmask)[0], v[0], atol=0.35 * v.abs().max().item())
+    # a fresh encoder's projection is zero: the denoiser's output is as without a reference
+    fresh = tiny(style_encoder=True).eval()
+    x, t, c, s = torch.randn(1, 20, 6), torch.tensor([10]), torch.randn(1, 20, 5), torch.tensor([2])
+    sv = fresh.encode_style(ref, mask)
+    assert torch.equal(fresh(x, t, c, s, None, sv).sample, fresh(x, t, c, s).sample)
+    with pytest.raises(ValueError, match="style encoder"):
+        tiny().encode_style(ref, mask)
+
+
+def test_style_guidance_pushes_away_from_the_unstyled_sample():
+    m = tiny(style_encoder=True).eval()
+    torch.nn.init.normal_(m.style_enc.proj.weight, std=0.5)
+    sched = DiffusionConfig(num_inference_steps=3).scheduler()
+    cond, style = torch.randn(1, 24, 5), torch.tensor([2])  # id 2 = "no style" for num_styles=2
+    sv = m.encode_style(torch.randn(1, 30, 6), torch.ones(1, 30, 6, dtype=torch.bool))
+    run = lambda **kw: sample(m, sched, cond, style, 3, torch.Generator().manual_seed(0), **kw)  # noqa: E731
+    plain, styled = run(), run(style_vec=sv)
+    # style guidance 1 with audio guidance 1 is the plain one-pass sample
+    assert torch.equal(run(style_vec=sv, style_guidance=1.0), styled)
+    strong = run(style_vec=sv, style_guidance=2.0, null_style=2)
+    assert (strong - plain).abs().mean() > (styled - plain).abs().mean()
+    with pytest.raises(ValueError, match="null_style"):
+        run(style_vec=sv, style_guidance=2.0)

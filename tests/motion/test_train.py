@@ -43,3 +43,47 @@ def test_window_sampler_draws_the_requested_length():
     starts = [s.draw(40)[1] for _ in range(200)]
     assert min(starts) >= 0 and max(starts) <= T - 40 and max(starts) > 120 - 40
     assert TrainConfig().phone_dropout == 0.0 and TrainConfig.from_toml(REPO / "configs" / "default.toml").phone_dropout == 0.5
+
+
+def _item(name, dataset, value, T=150, has_audio=True, style=0):
+    return Item(name, dataset, style, np.full((T, 4), value, np.float32), np.full((T, 3), value, np.float32),
+                np.zeros((T, 2), np.float32), np.ones((T, 3), bool), np.ones((T, 2), bool),
+                has_audio=has_audio)
+
+
+def test_batches_give_priors_no_audio_and_references_from_the_same_clip():
+    import torch
+    from motion.train import batch_fn
+    items = [_item("a", "facegood", 1.0), _item("b", "beat2", 2.0), _item("p", "neurosync", 3.0, has_audio=False)]
+    cfg = TrainConfig(batch_size=64, window=40, min_window=20, style_reference=True, ref_min=10,
+                      ref_dropout=0.5, cond_dropout=0.0, dataset_weights={"neurosync": 2.0})
+    draw = batch_fn(items, cfg, "face", "cond", "face_mask", np.zeros(3, np.float32), np.ones(3, np.float32),
+                    3, np.random.default_rng(0))
+    for _ in range(5):
+        x0, cond, style, mask, keep, (ref, ref_mask, ref_keep) = draw()
+        value = x0[:, 0, 0]
+        assert torch.equal(keep, value != 3.0)  # the prior never keeps audio; cond_dropout 0 keeps the rest
+        assert torch.equal(ref[:, 0, 0], value)  # the reference is a crop of the sample's own clip
+        assert 10 <= ref.shape[1] <= 40 and 20 <= x0.shape[1] <= 40
+        assert 0 < ref_keep.float().mean() < 1
+    # dataset weights: neurosync drawn about half the time (2 of 1 + 1 + 2)
+    share = np.mean([(draw()[0][:, 0, 0] == 3.0).float().mean().item() for _ in range(20)])
+    assert 0.4 < share < 0.6
+
+
+def test_speed_perturbation_shortens_audio_and_motion_together():
+    from motion.datasets import TrainingClip
+    from motion.train import speed_perturb
+    T = 90
+    c = _clip(T)
+    audio = np.sin(2 * np.pi * 200 * np.arange(48000) / 16000).astype(np.float32)
+    tc = TrainingClip("x/y", "beat2", audio, c, np.ones(52, bool), np.ones(55, bool), "lic",
+                      joint_valid=np.arange(T)[:, None].repeat(55, 1) < 45)
+    fast = speed_perturb(tc, 1.5)
+    assert fast.name == "x/y~speed1.5" and fast.clip.fps == 30.0
+    assert fast.clip.num_frames == 60 and abs(len(fast.audio) - 32000) <= 2
+    np.testing.assert_allclose(fast.clip.face[20], c.face[30], atol=1e-5)  # frame 20 at 1.5x = frame 30
+    assert fast.joint_valid[:29].all() and not fast.joint_valid[31:].any()
+    # 200 Hz becomes 300 Hz (pitch moves with the speed, as in Kaldi's speed perturbation)
+    spec = np.abs(np.fft.rfft(fast.audio))
+    assert abs(np.argmax(spec) * 16000 / len(fast.audio) - 300) < 2
