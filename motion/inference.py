@@ -90,22 +90,36 @@ class Intensity:
 
 
 def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
-    """First frames of the sampling windows: every window is ``window`` long (or the whole clip when it is
-    shorter), consecutive windows overlap by at least ``overlap`` frames, the last ends at ``num_frames``."""
+    """First frames of the sampling windows: a regular grid ``k * (window - overlap)``, ``k = 0 .. n - 1``,
+    with the fewest windows that reach ``num_frames``. The last window may run past the end: the
+    condition is padded (:func:`sample_windows`). A clip no longer than ``window`` is one window."""
     if num_frames <= window:
         return [0]
     hop = window - overlap
-    starts = [0]
-    while starts[-1] + window < num_frames:
-        starts.append(min(starts[-1] + hop, num_frames - window))
-    return starts
+    n = 1 + -(-(num_frames - window) // hop)
+    return [k * hop for k in range(n)]
 
 
-#: Frames at the end of each window overlap that are generated afresh and cross-faded (raised cosine)
-#: from the previous window into the new one, instead of inpainted; the first ``overlap - CROSSFADE_FRAMES``
-#: overlap frames are inpainted. A hard switch from inpainted to generated frames left a jerk spike at
-#: every join (see ``chatanyone evaluate``, seams).
+def window_joins(num_frames: int, window: int, overlap: int, crossfade: int | None = None) -> list[int]:
+    """Frames where :func:`sample_windows` switches source: both ends of every cross-fade (the edges of
+    the inpainted frames and of the freshly generated ones), for seam measurements."""
+    cf = max(0, min(CROSSFADE_FRAMES if crossfade is None else int(crossfade), overlap - 1))
+    starts = window_starts(num_frames, window, overlap)
+    joins = []
+    for k in range(1, len(starts), 2):
+        s = starts[k]
+        joins += [s + overlap - cf, s + overlap]
+        if k + 1 < len(starts):
+            joins += [s + window - overlap, s + window - overlap + cf]
+    return sorted(j for j in set(joins) if 0 < j < num_frames)
+
+
+#: Frames at each end of the overlap between neighbouring windows that are generated afresh and cross-faded
+#: (raised cosine) instead of inpainted; the rest of the overlap is inpainted. A hard switch from
+#: inpainted to generated frames left a jerk spike at every join (``chatanyone evaluate``, seams).
 CROSSFADE_FRAMES = 12
+#: Windows per batched forward pass of :func:`sample_windows` (bounds memory on long audio).
+MAX_BATCH_WINDOWS = 32
 
 
 def crossfade_weights(n: int) -> np.ndarray:
@@ -118,39 +132,54 @@ def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: in
                    window: int, overlap: int, generator: torch.Generator, guidance_scale: float = 1.0,
                    progress: bool = False, desc: str = "", style_vec: torch.Tensor | None = None,
                    style_guidance: float = 1.0, crossfade: int | None = None) -> np.ndarray:
-    """Sample ``[T, D]`` normalised motion for a ``[T, C]`` condition in overlapping windows.
+    """Sample ``[T, D]`` normalised motion for a ``[T, C]`` condition in overlapping windows, two passes.
 
-    Each window after the first inpaints the frames it shares with the previous one except the last
-    ``crossfade`` (default :data:`CROSSFADE_FRAMES`) of them, which it generates and cross-fades in
-    (:func:`crossfade_weights`).
+    The windows sit on the grid of :func:`window_starts` (the condition is padded at the end by repeating
+    its last frame, and the result trimmed). Pass 1 samples the even windows, which do not overlap each
+    other, as one batch. Pass 2 samples the odd windows as one batch, each inpainting the frames it shares
+    with its neighbours on both sides (ChatAnyone's overlap inpainting, from the previous and the next
+    window), except the ``crossfade`` frames (default :data:`CROSSFADE_FRAMES`) nearest its own interior,
+    which it generates and cross-fades with the neighbour (:func:`crossfade_weights`). Every window is
+    a full ``window`` frames long, as in training, and the two passes batch all windows of a clip (up to
+    :data:`MAX_BATCH_WINDOWS` per forward): long audio costs two sequential samplings, not one per window.
+
     ``style_vec`` ``[1, d_model]``/``style_guidance``: reference style, see :func:`motion.diffusion.sample`.
     """
     T = cond.shape[0]
     D = model.config.motion_dim
-    crossfade = CROSSFADE_FRAMES if crossfade is None else int(crossfade)
-    out = np.zeros((T, D), np.float32)
+    cf = max(0, min(CROSSFADE_FRAMES if crossfade is None else int(crossfade), overlap - 1))
     starts = window_starts(T, window, overlap)
+    W = min(window, T)
+    Tp = starts[-1] + W
+    if Tp > T:
+        cond = np.concatenate([cond, np.repeat(cond[-1:], Tp - T, 0)])
+    out = np.zeros((Tp, D), np.float32)
     null_style = model.config.num_styles
-    for k, s in enumerate(tqdm(starts, desc=desc, disable=not progress, unit="win", leave=False)):
-        e = min(s + window, T)
-        c = torch.from_numpy(cond[s:e])[None]
+    passes = [starts[0::2], starts[1::2]]
+    groups = [(k, p[i:i + MAX_BATCH_WINDOWS]) for k, p in enumerate(passes) for i in range(0, len(p), MAX_BATCH_WINDOWS)]
+    w = crossfade_weights(cf)[:, None]
+    for odd, group in tqdm(groups, desc=desc, disable=not progress or len(groups) < 2, unit="batch", leave=False):
+        c = torch.from_numpy(np.stack([cond[s:s + W] for s in group]))
         known = mask = None
-        n_known = n_fade = 0
-        if k > 0:
-            n_known = (starts[k - 1] + window) - s  # frames already generated in this window
-            n_fade = min(crossfade, max(0, n_known - 1))
-            known = torch.from_numpy(out[s:e])[None]
-            mask = torch.zeros((1, e - s, D), dtype=torch.bool)
-            mask[:, :n_known - n_fade] = True
-        x0 = diffusion.sample(model, scheduler, c, torch.tensor([style]), steps, generator, known, mask,
-                              guidance_scale, style_vec=style_vec, style_guidance=style_guidance,
-                              null_style=null_style)[0].numpy()
-        if n_fade:
-            a = n_known - n_fade
-            w = crossfade_weights(n_fade)[:, None]
-            x0[a:n_known] = (1 - w) * out[s + a:s + n_known] + w * x0[a:n_known]
-        out[s:e] = x0
-    return out
+        if odd:
+            known = torch.from_numpy(np.stack([out[s:s + W] for s in group]))
+            mask = torch.zeros((len(group), W, D), dtype=torch.bool)
+            for i, s in enumerate(group):
+                mask[i, :overlap - cf] = True
+                if s + W < Tp:  # a next window exists
+                    mask[i, W - overlap + cf:] = True
+        sv = None if style_vec is None else style_vec.expand(len(group), -1)
+        x0 = diffusion.sample(model, scheduler, c, torch.full((len(group),), style), steps, generator, known,
+                              mask, guidance_scale, style_vec=sv, style_guidance=style_guidance,
+                              null_style=null_style).numpy()
+        for i, s in enumerate(group):
+            if odd and cf:
+                a, b = overlap - cf, W - overlap
+                x0[i, a:overlap] = (1 - w) * out[s + a:s + overlap] + w * x0[i, a:overlap]
+                if s + W < Tp:
+                    x0[i, b:b + cf] = w * out[s + b:s + b + cf] + (1 - w) * x0[i, b:b + cf]
+            out[s:s + W] = x0[i]
+    return out[:T]
 
 
 class MotionGenerator:

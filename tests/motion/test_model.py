@@ -117,15 +117,17 @@ def test_face_stage_learns_on_a_real_slice():
 
 
 @pytest.mark.parametrize("T", [1, 59, 60, 61, 105, 106, 250, 1000])
-def test_window_starts_cover_everything_with_full_windows(T):
+def test_window_starts_are_a_grid_whose_even_windows_do_not_overlap(T):
     W, O = 60, 15
     starts = window_starts(T, W, O)
-    covered = np.zeros(T, bool)
+    covered = np.zeros(max(T, starts[-1] + W), bool)
     for s in starts:
         covered[s:s + W] = True
-        assert s + W <= max(T, W)
-    assert covered.all() and starts[0] == 0
-    assert all(b - a <= W - O for a, b in zip(starts, starts[1:]))
+    assert covered[:T].all() and starts[0] == 0
+    assert all(b - a == W - O for a, b in zip(starts, starts[1:]))
+    assert len(starts) == 1 or starts[-2] + W < T  # the fewest windows
+    even = starts[0::2]
+    assert all(b >= a + W for a, b in zip(even, even[1:]))  # pass 1 windows are independent
 
 
 def test_crossfade_joins_windows_smoothly_from_the_previous_one():
@@ -142,6 +144,15 @@ def test_crossfade_joins_windows_smoothly_from_the_previous_one():
     # the second window starts at 40: frames 40..52 inpainted (equal to the first window), 52..60 faded
     np.testing.assert_allclose(both[:52], first[:52], atol=1e-6)
     assert not np.allclose(both[52:60], first[52:60])
+    # a middle window is inpainted from both neighbours: windows at 0, 40, 80 over 140 frames
+    cond = np.random.default_rng(1).normal(size=(140, 5)).astype(np.float32)
+    three = sample_windows(m, sched, cond, 2, 3, 60, 20, g(), crossfade=8)
+    changed = cond.copy()
+    changed[60:80] += 3.0  # audio only the middle window sees
+    other = sample_windows(m, sched, changed, 2, 3, 60, 20, g(), crossfade=8)
+    np.testing.assert_allclose(other[:52], three[:52], atol=1e-6)   # window 0, and the middle's inpainted start
+    np.testing.assert_allclose(other[88:], three[88:], atol=1e-6)   # window 2, and the middle's inpainted end
+    assert not np.allclose(other[52:88], three[52:88], atol=1e-3)
 
 
 def test_style_encoder_pools_over_valid_frames_and_starts_neutral():
