@@ -54,7 +54,7 @@ def _motion_stream_class():
 
 
 def motion_frames(generator, chunks: Iterable[np.ndarray], *, seed: int = 0, style: str | None = None,
-                  intensity=None) -> Iterator[MotionFrame]:
+                  intensity=None, style_reference=None) -> Iterator[MotionFrame]:
     """Audio chunks (16 kHz mono float32, any lengths) -> 30 fps :class:`MotionFrame` s, as they become final.
 
     The single place where live motion is produced: ``motion.streaming.MotionStream``
@@ -63,10 +63,19 @@ def motion_frames(generator, chunks: Iterable[np.ndarray], *, seed: int = 0, sty
     Raises:
         AudioError / ChatAnyoneError: from the model (e.g. audio too short).
     """
-    stream = _motion_stream_class()(generator, seed=seed, style=style, intensity=intensity)
+    kw = {} if style_reference is None else {"style_reference": style_reference}
+    stream = _motion_stream_class()(generator, seed=seed, style=style, intensity=intensity, **kw)
     for c in chunks:
         yield from stream.push(np.asarray(c, np.float32))
     yield from stream.flush()
+
+
+def _reference(opts: "StreamOptions"):
+    """The ``--style-reference`` clip, loaded (None without one)."""
+    if not opts.style_reference:
+        return None
+    from motion.inference import load_style_reference
+    return load_style_reference(opts.style_reference)
 
 
 def model_lookahead_s(generator) -> float:
@@ -130,6 +139,7 @@ class StreamOptions:
     subject: str = "ChatAnyone"
     seed: int = 0
     style: str | None = None
+    style_reference: str | None = None  # path: MotionClip .npz or Live Link Face .csv
     checkpoint: str | None = None
     delay: float | None = None          # None: default_delay
     device: str | None = None           # sounddevice device for --play / --mic
@@ -256,7 +266,8 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
             if clip is not None:
                 frames, fps = clip_frames(clip), clip.fps
             else:
-                frames, fps = motion_frames(generator, file_chunks(audio), seed=opts.seed, style=opts.style), 30.0
+                frames, fps = motion_frames(generator, file_chunks(audio), seed=opts.seed, style=opts.style,
+                                          style_reference=_reference(opts)), 30.0
             pacer = Pacer(outputs, source_fps=fps, delay_s=delay, max_late_s=opts.max_late_s,
                           on_error=pacer_log)
             result.lateness = pacer.run(frames, on_start=player.start if player else None)
@@ -265,7 +276,8 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
                 ws.publish_end(max((s.sent for n, s in result.lateness.items() if n == "ws"), default=0))
         elif mic is not None:
             mic.start()
-            frames = motion_frames(generator, iter(mic), seed=opts.seed, style=opts.style)
+            frames = motion_frames(generator, iter(mic), seed=opts.seed, style=opts.style,
+                                          style_reference=_reference(opts))
             pacer = Pacer(outputs, source_fps=30.0, delay_s=delay, max_late_s=opts.max_late_s,
                           on_error=pacer_log)
             try:
@@ -296,7 +308,8 @@ def _serve_utterances(opts, generator, outputs, ws, utterances, delay, pacer_log
     while opts.max_utterances is None or result.utterances < opts.max_utterances:
         first = _next_utterance(utterances)
         chunks = _utterance_chunks(first, utterances)
-        frames = motion_frames(generator, chunks, seed=opts.seed, style=opts.style)
+        frames = motion_frames(generator, chunks, seed=opts.seed, style=opts.style,
+                                          style_reference=_reference(opts))
         pacer = Pacer(outputs, source_fps=30.0, delay_s=delay, max_late_s=opts.max_late_s,
                       on_error=pacer_log)
         try:

@@ -15,7 +15,7 @@ DEFAULT_FORMATS = "npz,glb,bvh"
 def cmd_animate(a: argparse.Namespace) -> int:
     from exporters import check_formats, export
     from motion.errors import ChatAnyoneError
-    from motion.inference import Intensity, MotionGenerator
+    from motion.inference import Intensity, MotionGenerator, load_style_reference
     audio = Path(a.audio)
     out_dir = Path(a.output_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -25,8 +25,12 @@ def cmd_animate(a: argparse.Namespace) -> int:
     gen = MotionGenerator(a.checkpoint)
     guidance = {k: v for k, v in (("face_guidance", a.face_guidance), ("body_guidance", a.body_guidance))
                 if v is not None}
+    if a.style_guidance is not None:
+        guidance["style_guidance"] = a.style_guidance
+    reference = load_style_reference(a.style_reference) if a.style_reference else None
     clip = gen.animate_file(audio, seed=a.seed, fps=a.fps, intensity=intensity, style=a.style,
-                            steps=a.steps, transcript=a.transcript, progress=not a.quiet, **guidance)
+                            style_reference=reference, steps=a.steps, transcript=a.transcript,
+                            progress=not a.quiet, **guidance)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = export(clip, out_dir, audio.stem, formats)
     if not a.quiet:
@@ -52,6 +56,11 @@ def cmd_train(a: argparse.Namespace) -> int:
     return train.main(argv)
 
 
+def cmd_train_generator(a: argparse.Namespace) -> int:
+    from generator import train_neural
+    return train_neural.run(a)
+
+
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from motion import evaluate
     argv = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + ["--out", a.out]
@@ -72,7 +81,8 @@ def cmd_stream(a: argparse.Namespace) -> int:
     opts = StreamOptions(
         input=a.input, mic=a.mic, ws_audio=a.ws_audio, vmc=a.vmc, livelink=a.livelink, ws=a.ws, host=a.host,
         token=a.token, play=a.play, fps=a.fps, blendshapes=a.blendshapes, subject=a.subject, seed=a.seed,
-        style=a.style, checkpoint=a.checkpoint, delay=a.delay, device=a.device)
+        style=a.style, style_reference=a.style_reference, checkpoint=a.checkpoint, delay=a.delay,
+        device=a.device)
     result = run_stream(opts, log=(lambda m: None) if a.quiet else None)
     if not a.quiet:
         for line in result.summary_lines():
@@ -98,6 +108,10 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--head", type=float, default=1.0, help="head motion intensity factor, 0..2 (default 1)")
     an.add_argument("--gesture", type=float, default=1.0, help="gesture amplitude factor, 0..2 (default 1)")
     an.add_argument("--style", default=None, help="style preset (a training dataset name, e.g. beat2)")
+    an.add_argument("--style-reference", default=None, metavar="CLIP",
+                    help="take the manner of motion from this clip: a MotionClip .npz or a Live Link Face .csv")
+    an.add_argument("--style-guidance", type=float, default=None,
+                    help="classifier-free guidance on the style (default motion.inference.STYLE_GUIDANCE; 1 = off)")
     an.add_argument("--steps", type=int, default=None, help="denoising steps (default from checkpoint)")
     an.add_argument("--transcript", default=None, help="text of the speech, if known")
     an.add_argument("--face-guidance", type=float, default=None,
@@ -123,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out-dir")
     tr.add_argument("--install", action="store_true", help="copy the result over the shipped checkpoint")
     tr.set_defaults(func=cmd_train)
+
+    tg = sub.add_parser("train-generator", help="train the neural render engine from a TOML config "
+                        "(configs/generator.toml)")
+    tg.add_argument("config", help="TOML config (e.g. configs/generator.toml)")
+    tg.add_argument("--out-dir", default=None, help="override the config's out_dir")
+    tg.add_argument("--max-minutes", type=float, default=None, help="override the config's max_minutes")
+    tg.add_argument("--no-resume", action="store_true", help="start over even if OUT_DIR/last.safetensors exists")
+    tg.add_argument("--install", action="store_true", help="copy the result to generator/checkpoints/ (if < 15 MiB)")
+    tg.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    tg.set_defaults(func=cmd_train_generator)
 
     ev = sub.add_parser("evaluate", help="metrics on held-out real data, next to baselines")
     ev.add_argument("--checkpoint", default=None)
@@ -163,6 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--device", default=None, help="audio device for --play/--mic (default: the system's)")
     st.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     st.add_argument("--style", default=None, help="style preset (a training dataset name)")
+    st.add_argument("--style-reference", default=None, metavar="CLIP",
+                    help="take the manner of motion from this clip: a MotionClip .npz or a Live Link Face .csv")
     st.add_argument("--checkpoint", default=None, help="model .safetensors (default: shipped)")
     st.add_argument("-q", "--quiet", action="store_true", help="no status lines or summary")
     st.set_defaults(func=cmd_stream)

@@ -355,6 +355,33 @@ class MotionGenerator:
         return self.generate(audio, audio_source=str(Path(path).resolve()), **kwargs)
 
 
+def load_style_reference(path: str | os.PathLike) -> MotionClip:
+    """A style reference from a file: a ``MotionClip`` ``.npz`` (``chatanyone animate`` output, or any of
+    our clips) or a Live Link Face ``.csv`` capture (52 ARKit weights and head angles; eyes dropped).
+
+    Raises:
+        ChatAnyoneError: missing file, unknown extension, or a file that cannot be read as motion.
+    """
+    from .errors import ClipError
+    p = Path(path)
+    if not p.is_file():
+        raise ChatAnyoneError(f"style reference {p} does not exist")
+    try:
+        if p.suffix.lower() == ".npz":
+            return MotionClip.load(p)
+        if p.suffix.lower() == ".csv":
+            from .conventions import apply_livelink_head_eyes
+            from .datasets import read_livelink_csv
+            face, head, _eyes, fps = read_livelink_csv(p)
+            rot = np.zeros((len(face), 55, 4), np.float32)
+            rot[..., 3] = 1
+            apply_livelink_head_eyes(rot, head if np.abs(head).max() > 1e-6 else None, None)
+            return MotionClip(fps, face, rot, None, {"source": str(p)})
+    except (ValueError, OSError, KeyError, ClipError) as e:
+        raise ChatAnyoneError(f"cannot read style reference {p}: {e}") from None
+    raise ChatAnyoneError(f"style reference {p}: use a MotionClip .npz or a Live Link Face .csv")
+
+
 def _scale_about(q: np.ndarray, ref: np.ndarray, k: float) -> np.ndarray:
     """Scale rotations ``q [T, J, 4]`` about reference rotations ``ref [J, 4]`` by factor ``k``."""
     T, J, _ = q.shape
