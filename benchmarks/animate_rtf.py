@@ -1,9 +1,9 @@
 """Real-time factor of ``chatanyone animate`` for 60 s of real speech, audio features included.
 
-    python benchmarks/animate_rtf.py [--seconds 60] [--repeats 3] [--checkpoint PATH]
+    python benchmarks/animate_rtf.py [--seconds 60] [--repeats 3] [--checkpoint PATH] [--steps 8,4]
 
-Prints a table of median wall times per part (features, face stage, body stage, whole generate, each
-exporter) and the real-time factor (audio seconds / compute seconds; higher is faster). The speech is
+Prints a table of median wall times per part (features, whole generate at each number of denoising steps,
+each exporter) and the real-time factor (audio seconds / compute seconds; higher is faster). The speech is
 real: FACEGOOD ``audio_only`` takes from ../shared/data, else the repo's sample repeated.
 """
 from __future__ import annotations
@@ -42,6 +42,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--steps", default="", help="comma list of denoising steps to time besides the default")
     a = ap.parse_args()
     import torch
     from exporters import bvh, glb
@@ -51,7 +52,9 @@ def main() -> int:
     audio, source = speech(a.seconds)
     gen = inference.MotionGenerator(a.checkpoint)
     gen.generate(audio[:16000 * 2])  # warm-up (numba JIT, pocketsphinx decoder)
+    steps = [int(x) for x in a.steps.split(",") if x]
     times: dict[str, list[float]] = {k: [] for k in ("features", "generate (all)", "npz", "glb", "bvh")}
+    times.update({f"generate, {n} steps": [] for n in steps})
     with tempfile.TemporaryDirectory() as d:
         for _ in range(a.repeats):
             t = time.perf_counter()
@@ -60,13 +63,18 @@ def main() -> int:
             t = time.perf_counter()
             clip = gen.generate(audio)
             times["generate (all)"].append(time.perf_counter() - t)
+            for n in steps:
+                t = time.perf_counter()
+                gen.generate(audio, steps=n)
+                times[f"generate, {n} steps"].append(time.perf_counter() - t)
             for name, fn in (("npz", clip.save), ("glb", lambda p: glb.write(clip, p)), ("bvh", lambda p: bvh.write(clip, p))):
                 t = time.perf_counter()
                 fn(Path(d) / f"x.{name}")
                 times[name].append(time.perf_counter() - t)
     med = {k: statistics.median(v) for k, v in times.items()}
     med["animate total"] = med["generate (all)"] + med["npz"] + med["glb"] + med["bvh"]
-    print(f"audio: {a.seconds:.0f} s of real speech ({source}); repeats: {a.repeats}; torch threads: {torch.get_num_threads()}")
+    print(f"audio: {a.seconds:.0f} s of real speech ({source}); repeats: {a.repeats}; torch threads: "
+          f"{torch.get_num_threads()}; model {gen.version}, {gen.models.diffusion.num_inference_steps} steps by default")
     print(f"{'part':<18}{'median s':>10}{'x real time':>14}")
     for k, v in med.items():
         print(f"{k:<18}{v:>10.3f}{a.seconds / v:>14.1f}")

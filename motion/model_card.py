@@ -27,7 +27,11 @@ def render(checkpoint: str, report: str) -> str:
         "ARKit weights + neck/head rotation) and a body stage (audio + face stage output -> 11 upper-body joints "
         "and 2 x 15 finger joints), transformer denoisers with AdaLN(timestep, style), "
         f"{m.diffusion.num_inference_steps}-step DDIM, x0 prediction, {info['window']}-frame windows with "
-        f"{info['overlap']}-frame inpainted overlaps. Parameters: face {n_params['face']:,}, body "
+        f"{info['overlap']}-frame overlaps sampled in two batched passes (even windows, then odd windows "
+        "inpainted from both neighbours with raised-cosine cross-fades at the joins)"
+        + (", a style encoder per stage that reads a reference clip (another crop of the same training clip "
+           f"during training, dropped for {cfg.get('ref_dropout', 0.5):.0%} of the samples: classifier-free "
+           "guidance on style)" if cfg.get("style_reference") else "") + ". Parameters: face {n_params['face']:,}, body "
         f"{n_params['body']:,} (weights stored as float16). Blinks, brows, squints and gaze come from the "
         "stochastic idle model `motion/assets/face_idle.json`, fitted to the NeuroSync Live Link capture.", "",
         "## Licence of the weights", "",
@@ -44,7 +48,13 @@ def render(checkpoint: str, report: str) -> str:
         + (f"; phone dropout {cfg['phone_dropout']:g} (the phone features of that fraction of windows are "
            "all 'SIL', so the model runs without pocketsphinx, as streaming does)" if cfg.get("phone_dropout") else "")
         + (f"; random window lengths {cfg['min_window']}-{cfg['window']} frames (streaming samples short "
-           "windows)" if cfg.get("min_window") else "") + ".", "",
+           "windows)" if cfg.get("min_window") else "")
+        + (f"; speed perturbation copies at {', '.join(f'{f:g}x' for f in cfg['speed_factors'])} (audio and "
+           "motion together)" if cfg.get("speed_factors") else "") + ".", "",
+        *([f"Face-only data without audio ({', '.join(d for d in cfg['datasets'] if d == 'neurosync')}) trains "
+           "the face stage as an unconditional prior (its audio condition is always the classifier-free null); "
+           f"dataset sampling weights: {cfg.get('dataset_weights')}.", ""]
+          if "neurosync" in cfg.get("datasets", []) else []),
         "Streaming (`motion.streaming.MotionStream`) uses these same weights on 48-frame windows that slide "
         "6 frames (200 ms) per step, emitting frames once 3 frames (100 ms) plus 64 ms of audio after them "
         "have arrived; its rows below are marked 'streaming'.", "",
