@@ -58,7 +58,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as d:
         for _ in range(a.repeats):
             t = time.perf_counter()
-            extract_features(audio, num_frames=int(round(len(audio) / 16000 * 30)))
+            extract_features(audio, num_frames=int(round(len(audio) / 16000 * 30)), phones=False)
             times["features"].append(time.perf_counter() - t)
             t = time.perf_counter()
             clip = gen.generate(audio)
@@ -74,8 +74,8 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in times.items()}
     med["animate total"] = med["generate (all)"] + med["npz"] + med["glb"] + med["bvh"]
     print(f"audio: {a.seconds:.0f} s of real speech ({source}); repeats: {a.repeats}; torch threads: "
-          f"{torch.get_num_threads()}; model {gen.version}, {gen.models.diffusion.num_inference_steps} steps by default")
-    print(f"{'part':<18}{'median s':>10}{'x real time':>14}")
+          f"{torch.get_num_threads()}; model {gen.version}; default steps face {inference.FACE_STEPS}, body {inference.BODY_STEPS}")
+    print(f"{'part':<18}{'median s':>10}{'x real time':>14}")  # features: as generate() computes them (no phones)
     for k, v in med.items():
         print(f"{k:<18}{v:>10.3f}{a.seconds / v:>14.1f}")
     print("('generate (all)' includes the features; 'animate total' adds writing npz, glb and bvh)")

@@ -115,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--steps", type=int, default=None, help="denoising steps (default from checkpoint)")
     an.add_argument("--transcript", default=None, help="text of the speech, if known")
     an.add_argument("--face-guidance", type=float, default=None,
-                    help="classifier-free guidance on audio for the face (default motion.inference.FACE_GUIDANCE = 2.5; 1 = off)")
+                    help="classifier-free guidance on audio for the face (default motion.inference.FACE_GUIDANCE = 2.0; 1 = off)")
     an.add_argument("--body-guidance", type=float, default=None,
                     help="classifier-free guidance on audio for the body (default motion.inference.BODY_GUIDANCE = 1, off)")
     an.add_argument("--formats", default=DEFAULT_FORMATS,

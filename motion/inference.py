@@ -30,11 +30,12 @@ from .rotations import axis_angle_to_quat, quat_to_axis_angle, sixd_to_quat
 from . import diffusion
 
 MODEL_FPS = 30.0
-#: Classifier-free guidance on audio for the face stage. Measured on checkpoint 0.2.0 with smoothing (sample
-#: speech / held-out FACEGOOD / held-out BEAT2 tail, jawOpen-energy r and the largest jawOpen inside pauses):
-#: 2.0 gives r 0.881 / 0.705 / 0.813 with pause jaw 0.107 / 0.026 / 0.127; 2.5 gives r 0.880 / 0.646 /
-#: 0.797 with pause jaw 0.075 / 0.024 / 0.102: the mouth closes in pauses at a small cost in r.
-FACE_GUIDANCE = 2.5
+#: Classifier-free guidance on audio for the face stage. Measured on checkpoint 0.3.0 (sample speech /
+#: held-out FACEGOOD / held-out BEAT2 tail; jawOpen-energy r offline, and the largest jawOpen inside
+#: pauses): 2.0 gives r 0.854 / 0.722 / 0.750 with pause jaw 0.065 / 0.007 / 0.078 and FACEGOOD mouth MAE
+#: 0.017; 2.5 gives r 0.849 / 0.663 / 0.745, pause jaw 0.031 / 0.005 / 0.065, MAE 0.019. (Checkpoint 0.2.0
+#: needed 2.5 to close the mouth in pauses.)
+FACE_GUIDANCE = 2.0
 #: Offline default for pocketsphinx all-phone recognition when no transcript is given. The model is
 #: trained with phone dropout and works without phones (as streaming always does). Off: on the held-out
 #: clips, jawOpen-energy r without / with recognised phones was 0.866 / 0.847 (sample), 0.676 / 0.662
@@ -63,7 +64,16 @@ def smooth_radius(sigma: float) -> int:
 
 #: Guidance for the body stage (1 = off: gestures keep the amplitude of the training data).
 BODY_GUIDANCE = 1.0
-#: Classifier-free guidance on the style (a preset or a reference clip; 1 = off), both stages.
+#: DDIM steps per stage when ``steps`` is not given (the checkpoint was trained for 8). Measured on 0.3.0
+#: (face guidance 2; jawOpen-energy r offline sample / FACEGOOD / BEAT2; FACEGOOD mouth MAE; body Hellinger
+#: and jerk on the BEAT2 tail; real-time factor on 60 s, 2 CPU cores): 8 steps r 0.854 / 0.722 / 0.750,
+#: MAE 0.017, Hellinger 0.212, jerk 65, 34x; 6 steps 0.864 / 0.732 / 0.763, 0.016, 0.221, 69, 48x; 4 steps
+#: 0.876 / 0.743 / 0.781, 0.016, 0.247, 75, 64x. Fewer steps help the face and cost the body a little.
+FACE_STEPS = 4
+BODY_STEPS = 6
+#: Classifier-free guidance on the style (a preset or a reference clip; 1 = off), both stages. Off: on
+#: checkpoint 0.3.0 guidance 2 did not lower the Table 4 errors (FACEGOOD mouth MAE 0.015 with and without a
+#: reference; BEAT2 head angle MAE 0.062 with, 0.057 without).
 STYLE_GUIDANCE = 1.0
 #: Shortest style reference clip (frames at 30 fps).
 MIN_REFERENCE_FRAMES = 15
@@ -286,7 +296,7 @@ class MotionGenerator:
         if T < 2:
             raise AudioError(f"audio too short: {len(audio) / SAMPLE_RATE:.3f} s")
         m = self.models
-        steps = int(steps or m.diffusion.num_inference_steps)
+        face_steps, body_steps = (int(steps), int(steps)) if steps else (FACE_STEPS, BODY_STEPS)
         style_id, body_style_id = self.style_id(style), self.style_id(style, "body")
         gen = torch.Generator().manual_seed(int(seed))
         phones = RECOGNISE_PHONES if phones is None else bool(phones)
@@ -298,10 +308,10 @@ class MotionGenerator:
         none = m.face.config.num_styles
         sg = float(style_guidance) if (style_id != none or face_sv is not None) else 1.0
         body_sg = float(style_guidance) if (body_style_id != none or body_sv is not None) else 1.0
-        face_n = sample_windows(m.face, sched, cond, style_id, steps, self.window, self.overlap, gen,
+        face_n = sample_windows(m.face, sched, cond, style_id, face_steps, self.window, self.overlap, gen,
                                 face_guidance, progress, "face stage", face_sv, sg)
         body_cond = np.concatenate([cond, face_n if face_to_body else np.zeros_like(face_n)], axis=1)
-        body_n = sample_windows(m.body, sched, body_cond, body_style_id, steps, self.window, self.overlap, gen,
+        body_n = sample_windows(m.body, sched, body_cond, body_style_id, body_steps, self.window, self.overlap, gen,
                                 body_guidance, progress, "body stage", body_sv, body_sg)
         idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
         face_n, body_n = smooth_frames(face_n, FACE_SMOOTH_SIGMA), smooth_frames(body_n, BODY_SMOOTH_SIGMA)
@@ -310,7 +320,7 @@ class MotionGenerator:
             "model_version": self.version, "seed": int(seed), "style": style,
             "style_reference": None if style_reference is None else str(style_reference.meta.get("source", "clip")),
             "style_guidance": float(style_guidance),
-            "intensity": asdict(intensity), "steps": steps,
+            "intensity": asdict(intensity), "steps": {"face": face_steps, "body": body_steps},
             "guidance": {"face": face_guidance, "body": body_guidance},
             "audio_source": audio_source, "audio_offset_s": float(audio_offset_s),
             "audio_sample_rate": SAMPLE_RATE, "audio_duration_s": len(audio) / SAMPLE_RATE,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .checkpoint import load_models
 from .fileio import atomic_output
-from .inference import BODY_GUIDANCE, FACE_GUIDANCE
+from .inference import BODY_GUIDANCE, BODY_STEPS, FACE_GUIDANCE, FACE_STEPS
 
 
 def render(checkpoint: str, report: str) -> str:
@@ -26,12 +26,13 @@ def render(checkpoint: str, report: str) -> str:
         "Hierarchical motion diffusion (after ChatAnyone, arXiv 2503.21144): a face stage (audio -> 27 mouth/jaw "
         "ARKit weights + neck/head rotation) and a body stage (audio + face stage output -> 11 upper-body joints "
         "and 2 x 15 finger joints), transformer denoisers with AdaLN(timestep, style), "
-        f"{m.diffusion.num_inference_steps}-step DDIM, x0 prediction, {info['window']}-frame windows with "
+        f"DDIM with {FACE_STEPS} (face) and {BODY_STEPS} (body) steps (trained with a "
+        f"{m.diffusion.num_train_timesteps}-step schedule), x0 prediction, {info['window']}-frame windows with "
         f"{info['overlap']}-frame overlaps sampled in two batched passes (even windows, then odd windows "
         "inpainted from both neighbours with raised-cosine cross-fades at the joins)"
         + (", a style encoder per stage that reads a reference clip (another crop of the same training clip "
            f"during training, dropped for {cfg.get('ref_dropout', 0.5):.0%} of the samples: classifier-free "
-           "guidance on style)" if cfg.get("style_reference") else "") + ". Parameters: face {n_params['face']:,}, body "
+           "guidance on style)" if cfg.get("style_reference") else "") + f". Parameters: face {n_params['face']:,}, body "
         f"{n_params['body']:,} (weights stored as float16). Blinks, brows, squints and gaze come from the "
         "stochastic idle model `motion/assets/face_idle.json`, fitted to the NeuroSync Live Link capture.", "",
         "## Licence of the weights", "",

@@ -42,7 +42,7 @@ from .features import extract_features
 from .frames import MotionFrame
 from .representation import FACE_MOUTH_DIM
 from .inference import (BODY_GUIDANCE, BODY_SMOOTH_SIGMA, FACE_GUIDANCE, FACE_SMOOTH_SIGMA, MODEL_FPS,
-                        STYLE_GUIDANCE, Intensity, MotionGenerator, crossfade_weights, smooth_frames,
+                        BODY_STEPS, FACE_STEPS, STYLE_GUIDANCE, Intensity, MotionGenerator, crossfade_weights, smooth_frames,
                         smooth_radius)
 
 #: Samples of audio the features of a frame need after the frame's time: YIN's centred 64 ms frame
@@ -62,11 +62,12 @@ class StreamConfig:
 
     Attributes:
         context_frames: window length W (multiple of 3, <= 120); 48 = 1.6 s.
-        hop_frames: frames emitted per step H (>= 1); 6 = 200 ms. A step (both stages, 8 DDIM steps, a
+        hop_frames: frames emitted per step H (>= 1); 6 = 200 ms. A step (both stages, 8 DDIM steps each, a
             48-frame window) took 171-177 ms median on the 2-core CPU machine under load, so a hop of 3
             frames (100 ms) does not keep up with live audio there; 6 does.
         lookahead_frames: frames of audio after the last emitted frame that a step waits for L (>= 0).
-        steps: denoising steps per window (default: the checkpoint's).
+        steps: denoising steps per window, both stages (default: :data:`motion.inference.FACE_STEPS` and
+            :data:`motion.inference.BODY_STEPS`).
 
     Raises:
         ChatAnyoneError: a schedule that does not fit (W not a multiple of 3, H + L >= W, ...).
@@ -138,7 +139,7 @@ class MotionStream:
         self.style_guidance = tuple(float(style_guidance) if (i != none or v is not None) else 1.0
                                     for i, v in zip(self.style_ids, self.style_vecs))
         self.guidance = (float(face_guidance), float(body_guidance))
-        self.steps = int(cfg.steps or generator.models.diffusion.num_inference_steps)
+        self.steps = (int(cfg.steps), int(cfg.steps)) if cfg.steps else (FACE_STEPS, BODY_STEPS)
         self.scheduler = generator.models.diffusion.scheduler()
         W, H, L = cfg.context_frames, cfg.hop_frames, cfg.lookahead_frames
         self.lookahead_s = L / MODEL_FPS + FEATURE_LOOKAHEAD_SAMPLES / SAMPLE_RATE
@@ -262,7 +263,7 @@ class MotionStream:
             mask = torch.zeros((1, W, D), dtype=torch.bool)
             mask[:, :n_known] = True
         x0 = diffusion.sample(model, self.scheduler, torch.from_numpy(cond)[None], torch.tensor([style]),
-                              self.steps, gen, kn, mask, self.guidance[stage], style_vec=self.style_vecs[stage],
+                              self.steps[stage], gen, kn, mask, self.guidance[stage], style_vec=self.style_vecs[stage],
                               style_guidance=self.style_guidance[stage], null_style=model.config.num_styles)
         return x0[0].numpy()
 
@@ -375,7 +376,7 @@ def stream_clip(generator: MotionGenerator, audio: np.ndarray, chunk_samples: in
     cfg = stream.config
     meta = {"model_version": generator.version, "seed": stream.seed, "streaming": {
         "context_frames": cfg.context_frames, "hop_frames": cfg.hop_frames,
-        "lookahead_frames": cfg.lookahead_frames, "steps": stream.steps, "lookahead_s": stream.lookahead_s},
+        "lookahead_frames": cfg.lookahead_frames, "steps": {"face": stream.steps[0], "body": stream.steps[1]}, "lookahead_s": stream.lookahead_s},
         "root": "locked", "audio_sample_rate": SAMPLE_RATE, "audio_duration_s": len(audio) / SAMPLE_RATE}
     return MotionClip(MODEL_FPS, np.stack([f.face for f in frames]), np.stack([f.rotations for f in frames]),
                       None, meta)

@@ -154,3 +154,44 @@ def test_style_presets_are_the_trained_ones(tmp_path, capsys):
     assert "choose one of ['facegood', 'beat2']" in capsys.readouterr().err
     assert main(["animate", str(SAMPLE), "-o", str(tmp_path), "-q", "--formats", "npz", "--style", "facegood"]) == 0
     assert MotionClip.load(tmp_path / "cmu_arctic_a0007.npz").meta["style"] == "facegood"
+
+
+def test_style_reference_from_a_clip_or_a_live_link_capture(animated, tmp_path, capsys):
+    from motion.inference import MotionGenerator, load_style_reference
+    from motion.errors import ChatAnyoneError
+    from motion.audio import load_audio
+    gen = MotionGenerator()
+    ref = MotionClip.load(animated / "cmu_arctic_a0007.npz")  # a generated clip as the reference
+    fv, bv = gen.style_vectors(ref)
+    assert fv.shape == (1, gen.models.face.config.d_model) and bv.shape == (1, gen.models.body.config.d_model)
+    # a face-only reference (no body motion) gives the body stage no reference
+    still_body = MotionClip(ref.fps, ref.face, np.repeat(ref.rotations[:1], ref.num_frames, 0))
+    assert gen.style_vectors(still_body)[1] is None and gen.style_vectors(still_body)[0] is not None
+    audio = load_audio(SAMPLE)[:16000 * 2]
+    plain = gen.generate(audio, seed=1)
+    styled = gen.generate(audio, seed=1, style_reference=ref)
+    assert styled.meta["style_reference"] is not None
+    assert not np.allclose(styled.rotations, plain.rotations, atol=1e-4)
+    with pytest.raises(ChatAnyoneError, match="too short"):
+        gen.style_vectors(ref.slice(0, 5))
+    # the CLI: .npz reference works; a missing or unreadable one is a one-line error and writes nothing
+    out = tmp_path / "o"
+    assert main(["animate", str(SAMPLE), "-o", str(out), "-q", "--formats", "npz",
+                 "--style-reference", str(animated / "cmu_arctic_a0007.npz")]) == 0
+    assert (out / "cmu_arctic_a0007.npz").is_file()
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    for path in (tmp_path / "missing.npz", bad, SAMPLE):
+        capsys.readouterr()
+        assert main(["animate", str(SAMPLE), "-o", str(tmp_path / "x"), "-q", "--style-reference", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert "style reference" in err and "Traceback" not in err
+        assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.skipif(not (REPO.parent / "shared/data/neurosync_face_only").is_dir(), reason="needs ../shared/data")
+def test_live_link_csv_is_a_style_reference():
+    from motion.inference import load_style_reference
+    path = next((REPO.parent / "shared/data/neurosync_face_only").glob("*.csv"))
+    clip = load_style_reference(path)
+    assert clip.num_frames > 1000 and clip.fps == 60.0 and clip.face.max() > 0.3

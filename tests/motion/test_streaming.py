@@ -38,6 +38,28 @@ def test_chunk_size_does_not_change_the_output(gen, audio):
     assert np.abs(stream_clip(gen, a, seed=4).face - whole.face).max() > 1e-3
 
 
+def test_style_reference_streams_chunk_independently(gen, audio):
+    a = audio[:24000]
+    ref = gen.generate(audio, seed=9)  # any clip with face and body motion
+    plain = stream_clip(gen, a, seed=3)
+    styled = stream_clip(gen, a, seed=3, style_reference=ref)
+    chunked = stream_clip(gen, a, seed=3, style_reference=ref, chunk_samples=320)
+    np.testing.assert_array_equal(styled.rotations, chunked.rotations)
+    assert not np.allclose(styled.rotations, plain.rotations, atol=1e-4)
+
+
+def test_hop_joins_cross_fade_from_the_previous_look_ahead(gen, audio, monkeypatch):
+    """The first look-ahead frames of a step blend the previous step's sample into the new one: turning
+    the blend off changes exactly the frames after each hop join that the previous step had sampled."""
+    import motion.streaming as S
+    a = audio[:24000]
+    on = stream_clip(gen, a, seed=2)
+    monkeypatch.setattr(S, "crossfade_weights", lambda n: np.ones(n, np.float32))  # new sample only
+    off = stream_clip(gen, a, seed=2)
+    assert not np.allclose(on.rotations, off.rotations, atol=1e-5)
+    np.testing.assert_array_equal(on.rotations[:4], off.rotations[:4])  # before the first join (smoothing reads 2)
+
+
 def test_stream_features_equal_offline_features(gen, audio):
     """The features a step computes on its short buffer are those of the whole file (no phones)."""
     s = MotionStream(gen)
