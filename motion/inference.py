@@ -238,8 +238,7 @@ class MotionGenerator:
         """Style vectors ``([1, d_model] face, [1, d_model] body)`` of a reference ``MotionClip``.
 
         The reference is resampled to 30 fps and turned into each stage's vector; a channel counts as
-        real when it moves (standard deviation over the clip > 1e-6, e.g. a face-only capture has no
-        body), and a stage with no real channel gets ``None`` (no reference for that stage).
+        real when it moves (range over the clip > 1e-5, e.g. a face-only capture has no body), and a stage with no real channel gets ``None`` (no reference for that stage).
 
         Raises:
             ChatAnyoneError: the checkpoint has no style encoder, or the reference is shorter than
@@ -258,7 +257,7 @@ class MotionGenerator:
         out = []
         for model, vec, mean, std in ((m.face, face_vector(clip), m.face_mean, m.face_std),
                                       (m.body, body_vector(clip), m.body_mean, m.body_std)):
-            real = vec.std(0) > 1e-6
+            real = np.ptp(vec, axis=0) > 1e-5
             if not real.any():
                 out.append(None)
                 continue

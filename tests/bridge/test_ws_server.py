@@ -219,7 +219,8 @@ def _garbage():
         max_leaves=10)
     maps = st.fixed_dictionaries({"type": st.sampled_from(["audio", "audio_end", "frame", "header", "end",
                                                            "nope", ""])},
-                                 optional={"pcm16": st.binary(max_size=33) | st.integers() | st.text(max_size=5),
+                                 optional={"pcm16": st.binary(max_size=33) | st.integers(-2**63, 2**64 - 1)
+                                           | st.text(max_size=5),
                                            "face": st.binary(max_size=300)})
     return (st.binary(max_size=300).map(lambda b: ("bytes", b))
             | st.text(max_size=50).map(lambda t: ("text", t))
