@@ -198,6 +198,8 @@ class ServeProcess:
 
     def stop(self) -> tuple[int, str]:
         """Ctrl-C; returns (exit code, stderr)."""
+        if self.proc.poll() is not None:  # it must still be running when we stop it
+            return self.proc.returncode, "exited before Ctrl-C: " + self.proc.stderr.read()
         self.proc.send_signal(signal.SIGINT)
         try:
             _, err = self.proc.communicate(timeout=30)
