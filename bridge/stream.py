@@ -81,7 +81,7 @@ def _reference(opts: "StreamOptions"):
 def model_lookahead_s(generator) -> float:
     """Longest wait of a frame for its audio in the streaming model, compute excluded (seconds):
     ``MotionStream.max_wait_s`` (lookahead plus the wait for the next step)."""
-    return float(_motion_stream_class()(generator).max_wait_s)
+    return float(_motion_stream_class()(generator, warm_up=False).max_wait_s)
 
 
 def default_delay(live: bool, generator=None) -> float:
