@@ -7,8 +7,11 @@ keypoints on the portrait (:class:`generator.driving.KeypointDriver`) -> an engi
 
 * ``warp`` (default, no trained weights): :class:`generator.warp.WarpEngine`, a piecewise-affine warp with a
   painted mouth interior. The body does not move (the skeleton's spine and arms are not used).
-* ``neural``: the hybrid-control neural generator; it needs a checkpoint in :data:`NEURAL_CHECKPOINT_DIR`.
-  None is shipped in this version, and the engine refuses with a clear error.
+* ``neural``: the hybrid-control neural generator (:class:`generator.neural.NeuralEngine`): the same driving
+  keypoints plus the hand control images (:mod:`generator.hands`) drawn from the clip's finger joints. It
+  needs a checkpoint: ``--checkpoint PATH``, else the one installed in :data:`NEURAL_CHECKPOINT_DIR`
+  (``chatanyone train-generator configs/generator.toml --install``); without one it refuses with a clear
+  error. Runs on CUDA when available (``--device``).
 
 Output: MP4, H.264 (``libx264``, ``yuv420p``, CRF :attr:`RenderConfig.crf`) at 30 fps, 512 wide x 768 tall,
 one frame per motion frame; audio muxed in as AAC (mono, :attr:`RenderConfig.audio_rate` Hz), encoded with
@@ -52,6 +55,8 @@ class RenderConfig:
         audio_rate: AAC sample rate (Hz); the 16 kHz speech is resampled to it (soxr).
         audio_bitrate: AAC bit rate (bit/s).
         seed: motion generation seed (audio input only).
+        checkpoint: neural engine checkpoint (None: the installed one, :func:`neural_checkpoint`).
+        device: neural engine device, ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
     """
 
     engine: str = "warp"
@@ -62,6 +67,8 @@ class RenderConfig:
     audio_rate: int = 48000
     audio_bitrate: int = 96000
     seed: int = 0
+    checkpoint: str | None = None
+    device: str = "auto"
 
 
 @dataclass
@@ -88,15 +95,29 @@ def neural_checkpoint() -> Path | None:
     return None
 
 
-def check_engine(engine: str) -> None:
-    """Raises RenderError for an unknown engine, or ``neural`` without an installed checkpoint."""
+def check_engine(engine: str, checkpoint: str | Path | None = None) -> Path | None:
+    """The neural checkpoint to use (``checkpoint``, else the installed one; None for ``warp``).
+
+    Raises:
+        RenderError: unknown engine, or ``neural`` without a checkpoint (given file missing, none installed).
+        NeuralCheckpointError: the checkpoint is not a readable neural generator checkpoint.
+    """
     if engine not in ENGINES:
         raise RenderError(f"unknown engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    if engine == "neural":
-        if neural_checkpoint() is None:
+    if engine != "neural":
+        return None
+    if checkpoint is not None:
+        ckpt = Path(checkpoint)
+        if not ckpt.is_file():
+            raise RenderError(f"neural generator checkpoint {ckpt} not found")
+    else:
+        ckpt = neural_checkpoint()
+        if ckpt is None:
             raise RenderError("no neural generator checkpoint is installed; use --engine warp")
-        raise RenderError(f"the neural generator checkpoint {neural_checkpoint()} cannot be used: this version has "
-                          "no neural generator code; use --engine warp")
+    from .neural import load_checkpoint
+
+    load_checkpoint(ckpt)  # fails fast (NeuralCheckpointError) before any work
+    return ckpt
 
 
 # --------------------------------------------------------------------------------------------------
@@ -204,6 +225,19 @@ def warp_frames(portrait, face: np.ndarray, head: np.ndarray, keypoint_model=Non
         yield eng.render(drive, t)
 
 
+def neural_frames(portrait, clip, checkpoint: str | Path, fps: float = 30.0, device: str = "auto",
+                  keypoint_model=None) -> Iterator[np.ndarray]:
+    """Frames ``[H, W, 3]`` uint8 of the neural engine for a MotionClip (face, head and hands)."""
+    from .face_keypoints import FaceKeypointModel
+    from .neural import NeuralEngine
+
+    if abs(clip.fps - fps) > 1e-6:
+        clip = clip.resample(fps)
+    face, head = driving_from_clip(clip, fps)
+    eng = NeuralEngine(portrait, keypoint_model or FaceKeypointModel.load(), checkpoint, device=device)
+    yield from eng.frames(face, head, clip.rotations)
+
+
 def render(portrait_path: str | Path, motion_path: str | Path, out_path: str | Path, *,
            audio_path: str | Path | None = None, config: RenderConfig | None = None,
            progress: bool = False) -> RenderResult:
@@ -219,7 +253,7 @@ def render(portrait_path: str | Path, motion_path: str | Path, out_path: str | P
     from .driving import load_portrait
 
     cfg = config or RenderConfig()
-    check_engine(cfg.engine)
+    ckpt = check_engine(cfg.engine, cfg.checkpoint)
     out = Path(out_path)
     if not out.parent.is_dir():
         raise RenderError(f"cannot write {out}: the folder {out.parent} does not exist")
@@ -231,8 +265,9 @@ def render(portrait_path: str | Path, motion_path: str | Path, out_path: str | P
         audio = audio[: int(round(T / cfg.fps * AUDIO_SAMPLE_RATE_IN))]
     t0 = time.perf_counter()
     with atomic_output(out) as tmp:
-        encode_mp4(warp_frames(portrait, face, head), T, tmp, fps=cfg.fps, audio=audio, config=cfg,
-                   progress=progress)
+        frames = (neural_frames(portrait, clip, ckpt, cfg.fps, cfg.device) if cfg.engine == "neural"
+                  else warp_frames(portrait, face, head))
+        encode_mp4(frames, T, tmp, fps=cfg.fps, audio=audio, config=cfg, progress=progress)
     secs = time.perf_counter() - t0
     return RenderResult(out, T, cfg.fps, cfg.size, 0.0 if audio is None else len(audio) / AUDIO_SAMPLE_RATE_IN,
                         cfg.engine, secs, portrait.crop)
@@ -246,13 +281,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--engine", choices=ENGINES, default="warp", help="warp (default, no weights) or neural")
     p.add_argument("--seed", type=int, default=0, help="motion seed for audio input (default 0)")
     p.add_argument("--audio", default=None, help="audio to mux with a .npz clip (default: the clip's audio_source)")
+    p.add_argument("--checkpoint", default=None,
+                   help="neural engine checkpoint .safetensors (default: the installed one)")
+    p.add_argument("--device", default="auto", help="neural engine device: auto (CUDA when available), cpu, cuda")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
 
 
 def run(a: argparse.Namespace) -> int:
     """Run ``render`` from parsed :func:`add_arguments` options; returns the exit code (errors raise)."""
     res = render(a.portrait, a.motion, a.output, audio_path=a.audio,
-                 config=RenderConfig(engine=a.engine, seed=a.seed), progress=not a.quiet)
+                 config=RenderConfig(engine=a.engine, seed=a.seed, checkpoint=getattr(a, "checkpoint", None),
+                                     device=getattr(a, "device", "auto")), progress=not a.quiet)
     if not a.quiet:
         if res.audio_s == 0.0:
             print("note: no audio found for this clip; the video is silent (use --audio)", file=sys.stderr)
