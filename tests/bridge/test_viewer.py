@@ -184,8 +184,12 @@ class ServeProcess:
     """``chatanyone serve`` in a subprocess; ``url`` from its first stdout line."""
 
     def __init__(self, *args: str):
+        # SIGINT back to its default in the child: a test run started in the background (`cmd &` in a
+        # non-interactive shell, as some CI runners do) passes SIGINT down as ignored, and Python then
+        # installs no KeyboardInterrupt handler, so Ctrl-C would not reach serve
         self.proc = subprocess.Popen([sys.executable, "-m", "chatanyone.cli", "serve", *args, "--quiet"],
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         line: list[str] = []
         reader = threading.Thread(target=lambda: line.append(self.proc.stdout.readline()), daemon=True)
         reader.start()
