@@ -24,6 +24,7 @@ after sending the first chunk.
 """
 from __future__ import annotations
 
+import functools
 import queue
 import sys
 import time
@@ -71,11 +72,14 @@ def motion_frames(generator, chunks: Iterable[np.ndarray], *, seed: int = 0, sty
 
 
 def _reference(opts: "StreamOptions"):
-    """The ``--style-reference`` clip, loaded (None without one)."""
-    if not opts.style_reference:
-        return None
+    """The ``--style-reference`` clip (None without one), read once per path and kept for every utterance."""
+    return _load_reference(opts.style_reference) if opts.style_reference else None
+
+
+@functools.lru_cache(maxsize=1)
+def _load_reference(path: str):
     from motion.inference import load_style_reference
-    return load_style_reference(opts.style_reference)
+    return load_style_reference(path)
 
 
 def model_lookahead_s(generator) -> float:
@@ -231,6 +235,7 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
     """
     log = log or (lambda m: print(f"chatanyone: {m}", file=sys.stderr, flush=True))
     _check(opts)
+    _reference(opts)                                  # a bad --style-reference fails before anything opens
     clip = None
     audio = None
     if opts.input is not None and opts.input.lower().endswith(".npz"):

@@ -98,7 +98,7 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
     styled = style_guidance != 1.0
     if styled and null_style is None:
         raise ValueError("style guidance needs null_style")
-    sv = style_vec if style_vec is not None else None
+    sv = style_vec
     zero_sv = None if sv is None else torch.zeros_like(sv)
     nulls = torch.full_like(style, null_style) if styled else None
     ones, zeros = torch.ones(B, dtype=torch.bool), torch.zeros(B, dtype=torch.bool)

@@ -226,3 +226,18 @@ def test_send_errors_are_one_warning_line_and_counted(clip_file, capsys):
     warnings = [l for l in out.err.splitlines() if "warning" in l]
     assert warnings == ["chatanyone: warning: vmc: cannot send (Permission denied); still trying, errors are counted"]
     assert "send errors (Permission denied)" in out.out
+
+
+def test_bad_style_reference_fails_before_any_output_opens(tmp_path):
+    from motion.errors import ChatAnyoneError
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    port = busy.getsockname()[1]
+    busy.listen()
+    try:
+        # the WebSocket port is taken: were the outputs opened first, the error would be about the port
+        with pytest.raises(ChatAnyoneError, match="style reference"):
+            run_stream(StreamOptions(ws_audio=True, ws=port, style_reference=str(tmp_path / "none.npz")),
+                       log=lambda m: None)
+    finally:
+        busy.close()
