@@ -53,6 +53,7 @@ def cmd_prepare(a: argparse.Namespace) -> int:
 def cmd_train(a: argparse.Namespace) -> int:
     from motion import train
     argv = [a.config] + (["--out-dir", a.out_dir] if a.out_dir else []) + (["--install"] if a.install else [])
+    argv += ["--body-gain-only"] if a.body_gain_only else []
     return train.main(argv)
 
 
@@ -136,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("config")
     tr.add_argument("--out-dir")
     tr.add_argument("--install", action="store_true", help="copy the result over the shipped checkpoint")
+    tr.add_argument("--body-gain-only", action="store_true",
+                    help="do not train: re-fit the body variance compensation of the checkpoint in out_dir")
     tr.set_defaults(func=cmd_train)
 
     tg = sub.add_parser("train-generator", help="train the neural render engine from a TOML config "

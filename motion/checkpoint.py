@@ -1,7 +1,8 @@
 """Saving and loading the two-stage model as one ``.safetensors`` file (no pickle).
 
 Tensors: ``face.*`` / ``body.*`` (denoiser weights), ``face_mean``, ``face_std``, ``body_mean``,
-``body_std`` (per-channel normalisation of the stage vectors). The safetensors metadata entry
+``body_std`` (per-channel normalisation of the stage vectors), optionally ``body_gain`` and
+``body_gain_center`` (variance compensation of the body stage, :func:`motion.train.fit_body_gain`). The safetensors metadata entry
 ``chatanyone`` holds a JSON dict: ``face_config``, ``body_config`` (:class:`DenoiserConfig`),
 ``diffusion`` (:class:`DiffusionConfig`), ``styles``, ``feature_dim``, ``window``, ``overlap`` and a
 ``training`` record (data, licences, command, wall time, losses).
@@ -43,6 +44,10 @@ class StageModels:
     body_std: torch.Tensor
     diffusion: DiffusionConfig
     info: dict = field(default_factory=dict)
+    #: ``[BODY_DIM]`` per-channel gain and centre (normalised units) of the body stage's variance
+    #: compensation; None = none (checkpoints before 0.3.1).
+    body_gain: torch.Tensor | None = None
+    body_gain_center: torch.Tensor | None = None
 
 
 def save_models(models: StageModels, path: str | os.PathLike, weights_dtype: torch.dtype = torch.float16) -> Path:
@@ -52,8 +57,9 @@ def save_models(models: StageModels, path: str | os.PathLike, weights_dtype: tor
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"face.{k}": v.detach().to(weights_dtype).contiguous() for k, v in models.face.state_dict().items()}
     tensors |= {f"body.{k}": v.detach().to(weights_dtype).contiguous() for k, v in models.body.state_dict().items()}
-    for k in ("face_mean", "face_std", "body_mean", "body_std"):
-        tensors[k] = getattr(models, k).detach().float().contiguous()
+    for k in ("face_mean", "face_std", "body_mean", "body_std", "body_gain", "body_gain_center"):
+        if getattr(models, k) is not None:
+            tensors[k] = getattr(models, k).detach().float().contiguous()
     info = dict(models.info)
     info["face_config"] = models.face.config.to_dict()
     info["body_config"] = models.body.config.to_dict()
@@ -88,4 +94,5 @@ def load_models(path: str | os.PathLike | None = None) -> StageModels:
             raise CheckpointError(f"{path}: {stage} weights do not match the model: {e}") from None
         stages[stage] = model.eval()
     return StageModels(stages["face"], stages["body"], tensors["face_mean"], tensors["face_std"],
-                       tensors["body_mean"], tensors["body_std"], DiffusionConfig(**info["diffusion"]), info)
+                       tensors["body_mean"], tensors["body_std"], DiffusionConfig(**info["diffusion"]), info,
+                       tensors.get("body_gain"), tensors.get("body_gain_center"))

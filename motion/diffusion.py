@@ -72,7 +72,7 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
            known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
            guidance_scale: float = 1.0, noise: torch.Tensor | None = None,
            style_vec: torch.Tensor | None = None, style_guidance: float = 1.0,
-           null_style: int | None = None) -> torch.Tensor:
+           null_style: int | None = None, eta: float = 0.0) -> torch.Tensor:
     """DDIM sampling of ``[B, T, D]`` normalised motion.
 
     Args:
@@ -86,6 +86,8 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
             InstructPix2Pix (Brooks et al. 2023, eq. 3) with audio for the image and style for the text:
             ``x0 = u + g_a (a - u) + g_s (s - a)``, where ``u`` has neither audio nor style, ``a`` audio
             only, ``s`` audio and style. Needs ``null_style`` (the "no style" id).
+        eta: DDIM stochasticity (Song et al. 2021, eq. 16: 0 = deterministic DDIM, 1 = DDPM-like
+            posterior noise at every step), drawn from ``generator``.
     Returns:
         ``[B, T, D]`` the final predicted clean sample.
     """
@@ -127,5 +129,8 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
             x0 = out
         if known is not None:
             x0 = torch.where(known_mask, known, x0)
-        x = scheduler.step(x0, t, x, eta=0.0).prev_sample
+        if isinstance(scheduler, DDIMScheduler):
+            x = scheduler.step(x0, t, x, eta=float(eta), generator=generator).prev_sample
+        else:
+            x = scheduler.step(x0, t, x, generator=generator).prev_sample
     return x0

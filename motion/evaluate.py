@@ -314,6 +314,11 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
         from .conventions import BODY_STAGE_JOINTS
         real_hist = M.speed_histogram(angular_speed(real_rot, 30.0)[:, list(BODY_STAGE_JOINTS)])
         nolink = gen.generate(audio, seed=seed, face_to_body=False)
+        raw = None
+        if gen.models.body_gain is not None:  # ablation: the sampler's output without variance compensation
+            gen.variance_compensation = False
+            raw = gen.generate(audio, seed=seed)
+            gen.variance_compensation = True
         mean_pose = np.repeat(real_rot.mean(0, keepdims=True), T, 0)
         mean_pose /= np.linalg.norm(mean_pose, axis=-1, keepdims=True)
         pool = [c for c in train_clips if c.dataset == "beat2" and c.clip.num_frames > T]
@@ -321,6 +326,7 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
         s0 = int(rng.integers(0, src.clip.num_frames - T))
         candidates = [("model", clip.rotations[:T]), ("model, streaming", st.rotations[:T]),
                       ("model without the face->body link", nolink.rotations[:T]),
+                      *([("model without body variance compensation", raw.rotations[:T])] if raw is not None else []),
                       ("baseline: mean pose", mean_pose),
                       (f"baseline: random real segment ({src.name} @ {s0 / 30:.1f} s)", src.clip.rotations[s0:s0 + T]),
                       ("real capture (reference)", real_rot)]

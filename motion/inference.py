@@ -75,6 +75,9 @@ BODY_STEPS = 6
 #: checkpoint 0.3.0 guidance 2 did not lower the Table 4 errors (FACEGOOD mouth MAE 0.015 with and without a
 #: reference; BEAT2 head angle MAE 0.062 with, 0.057 without).
 STYLE_GUIDANCE = 1.0
+#: DDIM stochasticity per stage (:func:`motion.diffusion.sample`; 0 = deterministic).
+FACE_ETA = 0.0
+BODY_ETA = 0.0
 #: Shortest style reference clip (frames at 30 fps).
 MIN_REFERENCE_FRAMES = 15
 
@@ -141,7 +144,7 @@ def crossfade_weights(n: int) -> np.ndarray:
 def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: int, steps: int,
                    window: int, overlap: int, generator: torch.Generator, guidance_scale: float = 1.0,
                    progress: bool = False, desc: str = "", style_vec: torch.Tensor | None = None,
-                   style_guidance: float = 1.0, crossfade: int | None = None) -> np.ndarray:
+                   style_guidance: float = 1.0, crossfade: int | None = None, eta: float = 0.0) -> np.ndarray:
     """Sample ``[T, D]`` normalised motion for a ``[T, C]`` condition in overlapping windows, two passes.
 
     The windows sit on the grid of :func:`window_starts` (the condition is padded at the end by repeating
@@ -153,7 +156,8 @@ def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: in
     a full ``window`` frames long, as in training, and the two passes batch all windows of a clip (up to
     :data:`MAX_BATCH_WINDOWS` per forward): long audio costs two sequential samplings, not one per window.
 
-    ``style_vec`` ``[1, d_model]``/``style_guidance``: reference style, see :func:`motion.diffusion.sample`.
+    ``style_vec`` ``[1, d_model]``/``style_guidance``: reference style; ``eta``: DDIM stochasticity; see
+    :func:`motion.diffusion.sample`.
     """
     T = cond.shape[0]
     D = model.config.motion_dim
@@ -181,7 +185,7 @@ def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: in
         sv = None if style_vec is None else style_vec.expand(len(group), -1)
         x0 = diffusion.sample(model, scheduler, c, torch.full((len(group),), style), steps, generator, known,
                               mask, guidance_scale, style_vec=sv, style_guidance=style_guidance,
-                              null_style=null_style).numpy()
+                              null_style=null_style, eta=eta).numpy()
         for i, s in enumerate(group):
             if odd and cf:
                 a, b = overlap - cf, W - overlap
@@ -206,6 +210,8 @@ class MotionGenerator:
         torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
         self.models: StageModels = load_models(checkpoint)
         self.idle = idle or FaceIdleModel.default()
+        #: apply the checkpoint's body variance compensation (False: the raw model, an ablation)
+        self.variance_compensation = True
         info = self.models.info
         self.window = int(info.get("window", 120))
         self.overlap = int(info.get("overlap", 30))
@@ -267,30 +273,20 @@ class MotionGenerator:
                 out.append(model.encode_style(x[None], mask[None]))
         return out[0], out[1]
 
-    def generate(self, audio: np.ndarray, *, seed: int = 0, fps: float = MODEL_FPS,
-                 intensity: Intensity | None = None, style: str | None = None,
-                 style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
-                 steps: int | None = None,
-                 transcript: str | None = None, face_guidance: float = FACE_GUIDANCE,
-                 body_guidance: float = BODY_GUIDANCE, progress: bool = False,
-                 audio_source: str | None = None, audio_offset_s: float = 0.0,
-                 phones: bool | None = None, face_to_body: bool = True) -> MotionClip:
-        """Generate motion for 16 kHz mono float32 ``audio`` ``[N]``.
-
-        ``style``: a named preset (:attr:`face_styles`); ``style_reference``: a ``MotionClip`` whose
-        manner the motion should take (:meth:`style_vectors`; checkpoints >= 0.3.0); both may be given.
-        ``style_guidance``: classifier-free guidance on the style (only when a style is given).
-        ``phones``: run pocketsphinx phone recognition for the phone features (default
-        :data:`RECOGNISE_PHONES`); a ``transcript`` always force-aligns phones. ``face_to_body=False`` is
-        an ablation for evaluation: the body stage sees the mean face instead of the face stage's output.
+    def sample_normalised(self, audio: np.ndarray, *, seed: int = 0, style: str | None = None,
+                          style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
+                          steps: int | None = None, transcript: str | None = None,
+                          face_guidance: float = FACE_GUIDANCE, body_guidance: float = BODY_GUIDANCE,
+                          progress: bool = False, phones: bool | None = None, face_to_body: bool = True,
+                          face_eta: float = FACE_ETA, body_eta: float = BODY_ETA):
+        """Both stages' smoothed outputs in normalised units, before :meth:`finish` (arguments as in
+        :meth:`generate`).
 
         Returns:
-            ``MotionClip`` at ``fps`` (the model runs at 30 fps; other rates are resampled, slerp for
-            rotations) with ``round(N / 16000 * 30)`` frames at 30 fps.
+            ``(face_n [T, FACE_DIM], body_n [T, BODY_DIM], features, (face_steps, body_steps))``, float32.
         Raises:
-            AudioError: audio shorter than 2 frames; ChatAnyoneError: bad options.
+            AudioError: audio shorter than 2 frames.
         """
-        intensity = intensity or Intensity()
         T = int(round(len(audio) / SAMPLE_RATE * MODEL_FPS))
         if T < 2:
             raise AudioError(f"audio too short: {len(audio) / SAMPLE_RATE:.3f} s")
@@ -308,12 +304,44 @@ class MotionGenerator:
         sg = float(style_guidance) if (style_id != none or face_sv is not None) else 1.0
         body_sg = float(style_guidance) if (body_style_id != none or body_sv is not None) else 1.0
         face_n = sample_windows(m.face, sched, cond, style_id, face_steps, self.window, self.overlap, gen,
-                                face_guidance, progress, "face stage", face_sv, sg)
+                                face_guidance, progress, "face stage", face_sv, sg, eta=face_eta)
         body_cond = np.concatenate([cond, face_n if face_to_body else np.zeros_like(face_n)], axis=1)
         body_n = sample_windows(m.body, sched, body_cond, body_style_id, body_steps, self.window, self.overlap, gen,
-                                body_guidance, progress, "body stage", body_sv, body_sg)
-        idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
+                                body_guidance, progress, "body stage", body_sv, body_sg, eta=body_eta)
         face_n, body_n = smooth_frames(face_n, FACE_SMOOTH_SIGMA), smooth_frames(body_n, BODY_SMOOTH_SIGMA)
+        return face_n, body_n, feats, (face_steps, body_steps)
+
+    def generate(self, audio: np.ndarray, *, seed: int = 0, fps: float = MODEL_FPS,
+                 intensity: Intensity | None = None, style: str | None = None,
+                 style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
+                 steps: int | None = None,
+                 transcript: str | None = None, face_guidance: float = FACE_GUIDANCE,
+                 body_guidance: float = BODY_GUIDANCE, progress: bool = False,
+                 audio_source: str | None = None, audio_offset_s: float = 0.0,
+                 phones: bool | None = None, face_to_body: bool = True,
+                 face_eta: float = FACE_ETA, body_eta: float = BODY_ETA) -> MotionClip:
+        """Generate motion for 16 kHz mono float32 ``audio`` ``[N]``.
+
+        ``style``: a named preset (:attr:`face_styles`); ``style_reference``: a ``MotionClip`` whose
+        manner the motion should take (:meth:`style_vectors`; checkpoints >= 0.3.0); both may be given.
+        ``style_guidance``: classifier-free guidance on the style (only when a style is given).
+        ``phones``: run pocketsphinx phone recognition for the phone features (default
+        :data:`RECOGNISE_PHONES`); a ``transcript`` always force-aligns phones. ``face_to_body=False`` is
+        an ablation for evaluation: the body stage sees the mean face instead of the face stage's output.
+
+        Returns:
+            ``MotionClip`` at ``fps`` (the model runs at 30 fps; other rates are resampled, slerp for
+            rotations) with ``round(N / 16000 * 30)`` frames at 30 fps.
+        Raises:
+            AudioError: audio shorter than 2 frames; ChatAnyoneError: bad options.
+        """
+        intensity = intensity or Intensity()
+        face_n, body_n, feats, (face_steps, body_steps) = self.sample_normalised(
+            audio, seed=seed, style=style, style_reference=style_reference, style_guidance=style_guidance,
+            steps=steps, transcript=transcript, face_guidance=face_guidance, body_guidance=body_guidance,
+            progress=progress, phones=phones, face_to_body=face_to_body, face_eta=face_eta, body_eta=body_eta)
+        T = len(face_n)
+        idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
         face, rot = self.finish(face_n, body_n, idle.face, idle.eye_rotations, intensity)
         meta = {
             "model_version": self.version, "seed": int(seed), "style": style,
@@ -329,15 +357,22 @@ class MotionGenerator:
         return out if abs(fps - MODEL_FPS) < 1e-9 else out.resample(fps)
 
     def finish(self, face_n: np.ndarray, body_n: np.ndarray, idle_face: np.ndarray, eye_rotations: np.ndarray,
-               intensity: Intensity) -> tuple[np.ndarray, np.ndarray]:
+               intensity: Intensity, variance_compensation: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Normalised stage outputs -> final ``face [T, 52]`` and ``rotations [T, 55, 4]``.
 
-        De-normalises both stage vectors, fills the channels the model does not make (blinks, brows, gaze,
-        squint, cheeks, nose) from ``idle_face`` ``[T, 52]`` and ``eye_rotations`` ``[T, 2, 4]`` (a
-        :class:`FaceIdleModel` sample), then applies ``intensity``. Frame-local, so the streaming API
-        uses it chunk by chunk with the same result.
+        Applies the checkpoint's body variance compensation (when it has one and ``variance_compensation``,
+        default :attr:`variance_compensation`, is on: ``center + gain * (body_n - center)`` per channel, see
+        :func:`motion.train.fit_body_gain`; fitted for the offline sampler, the streaming API turns it off),
+        de-normalises both stage vectors, fills the channels the model
+        does not make (blinks, brows, gaze, squint, cheeks, nose) from ``idle_face`` ``[T, 52]`` and
+        ``eye_rotations`` ``[T, 2, 4]`` (a :class:`FaceIdleModel` sample), then applies ``intensity``.
+        Frame-local, so the streaming API can use it chunk by chunk.
         """
         m = self.models
+        vc = self.variance_compensation if variance_compensation is None else variance_compensation
+        if vc and m.body_gain is not None:
+            c = m.body_gain_center.numpy()
+            body_n = c + m.body_gain.numpy() * (body_n - c)
         face_vec = face_n * m.face_std.numpy() + m.face_mean.numpy()
         body_vec = body_n * m.body_std.numpy() + m.body_mean.numpy()
         clip = assemble(face_vec, body_vec, MODEL_FPS)

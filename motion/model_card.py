@@ -63,13 +63,21 @@ def render(checkpoint: str, report: str) -> str:
         "```bash",
         *([f"chatanyone prepare ../shared/data/videos -o {d}" for d in cfg.get("prepared", [])]),
         f"{tr['command']}",
+        *(["chatanyone train configs/default.toml --body-gain-only --install"] if tr.get("body_gain") else []),
         "```", "",
+        *([f"Body variance compensation (`motion.train.fit_body_gain`, after Toda & Tokuda's global variance): "
+           f"on its training clips ({', '.join(tr['body_gain']['clips'])}; seeds {tr['body_gain']['seeds']}) the "
+           f"body stage's output varies less than the capture (mean per-channel std "
+           f"{tr['body_gain']['generated_std']:.2f} vs {tr['body_gain']['capture_std']:.2f}, normalised units); "
+           "each body channel is scaled about its generated mean by std(capture) / std(generated), clipped to "
+           f"{tr['body_gain']['gain_range']} (median gain {tr['body_gain']['gain_median']:.2f}). The body table "
+           "has the model without it as a row.", ""] if tr.get("body_gain") else []),
         f"Wall time on the 2-core CPU training machine: {tr['wall_time_s'] / 60:.1f} min "
         f"({cfg['face_steps']} face + {cfg['body_steps']} body steps, batch {cfg['batch_size']}). "
         f"Final training loss (EMA, normalised units): face {tr['face_final_loss']:.4f}, body "
         f"{tr['body_final_loss']:.4f}.", "",
         "## Held-out evaluation (`chatanyone evaluate`)", "",
-        f"Sampling as `chatanyone animate` does by default: {m.diffusion.num_inference_steps} DDIM steps, "
+        f"Sampling as `chatanyone animate` does by default: {FACE_STEPS} (face) and {BODY_STEPS} (body) DDIM steps, "
         f"classifier-free guidance on audio {FACE_GUIDANCE:g} for the face stage and {BODY_GUIDANCE:g} for the "
         "body stage, seed 0.", "",
     ]

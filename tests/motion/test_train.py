@@ -1,4 +1,6 @@
 """Training pieces: mirroring, phone dropout and random window lengths in the batches."""
+from dataclasses import replace
+
 import numpy as np
 
 from motion.clip import MotionClip
@@ -6,7 +8,7 @@ from motion.conventions import ARKIT_INDEX, JOINT_INDEX
 from motion.features import FEATURE_DIM, SIL_INDEX
 from motion.rotations import axis_angle_to_quat
 from motion.train import PHONE_SLICE, Item, TrainConfig, WindowSampler, mirror_clip
-from tests.conftest import REPO
+from tests.conftest import DATA, REPO, needs_data
 
 
 def _clip(T=20, seed=0):
@@ -87,3 +89,47 @@ def test_speed_perturbation_shortens_audio_and_motion_together():
     # 200 Hz becomes 300 Hz (pitch moves with the speed, as in Kaldi's speed perturbation)
     spec = np.abs(np.fft.rfft(fast.audio))
     assert abs(np.argmax(spec) * 16000 / len(fast.audio) - 300) < 2
+
+
+@needs_data
+def test_body_gain_is_fitted_on_real_training_audio_and_widens_the_motion(tmp_path):
+    """The shipped weights under-disperse the body on their own training audio: the fitted gain is > 1
+    on most channels, bounded, and applying it brings the generated std closer to the capture's."""
+    from motion.checkpoint import default_checkpoint_path, load_models, save_models
+    from motion.datasets import load_beat2
+    from motion.conventions import BODY_STAGE_JOINTS
+    from motion.inference import Intensity, MotionGenerator
+    from motion.representation import BODY_DIM
+    from motion.train import BODY_GAIN_RANGE, add_body_gain, fit_body_gain, split_holdout
+
+    clip = next(c for c in load_beat2(DATA) if c.name == "beat2/2_scott_0_1_1")
+    n = 30 * 12  # 12 s
+    part = replace(clip, clip=clip.clip.slice(0, n), audio=clip.audio[: n * 16000 // 30])
+    gain, center, stats = fit_body_gain(default_checkpoint_path(), [part], seeds=(0,), progress=False)
+    assert gain.shape == center.shape == (BODY_DIM,) and gain.dtype == np.float32
+    assert BODY_GAIN_RANGE[0] <= gain.min() and gain.max() <= BODY_GAIN_RANGE[1]
+    assert np.median(gain) > 1.1 and stats["capture_std"] > stats["generated_std"]
+    # written into a checkpoint copy, loaded back, and applied by finish() (offline and streaming path)
+    ck = tmp_path / "m.safetensors"
+    models = load_models()
+    models.body_gain = models.body_gain_center = None
+    save_models(models, ck)
+    assert load_models(ck).body_gain is None
+    add_body_gain(ck, [part], progress=False, version="9.9.9")
+    m2 = load_models(ck)
+    assert m2.info["version"] == "9.9.9" and m2.body_gain is not None
+    gen = MotionGenerator(ck)
+    audio = part.audio[: 16000 * 4]
+    face_n, body_n, _, _ = gen.sample_normalised(audio, seed=0)
+    on = gen.generate(audio, seed=0)
+    gen.variance_compensation = False
+    off = gen.generate(audio, seed=0)
+    c, g = m2.body_gain_center.numpy(), m2.body_gain.numpy()
+    idle = gen.idle.sample(len(body_n), 30.0, seed=0, energy=None)
+    _, want = gen.finish(face_n, c + g * (body_n - c), idle.face, idle.eye_rotations, Intensity())
+    body = list(BODY_STAGE_JOINTS)
+    np.testing.assert_allclose(np.abs(np.sum(on.rotations[:, body] * want[:, body], -1)), 1.0, atol=1e-4)
+    from motion.representation import body_vector
+    mean, std = m2.body_mean.numpy(), m2.body_std.numpy()
+    v_on, v_off = (body_vector(on) - mean) / std, (body_vector(off) - mean) / std
+    assert v_on.std(0).mean() > 1.1 * v_off.std(0).mean()
