@@ -86,11 +86,28 @@ def hellinger(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def seam_ratio(positions: np.ndarray, fps: float, seams: list[int], radius: int = 2) -> float:
-    """Mean jerk within ``radius`` frames of each seam frame / mean jerk elsewhere."""
+    """Mean jerk near the seams / mean jerk elsewhere (1 = the seams are invisible).
+
+    A seam at frame ``s`` (a switch between frames ``s - 1`` and ``s``) reaches the jerk values
+    ``j[s - 3] .. j[s - 1]`` (third differences span 4 frames); "near" is those widened by ``radius`` on
+    each side. ``positions`` ``[T, ...]``; returns nan when near covers more than 60 % of the frames
+    (seams too dense for this radius: nothing left to compare with, e.g. the 6-frame streaming hops need
+    ``radius=0``).
+    """
     j = jerk(positions, fps)
     near = np.zeros(len(j), bool)
     for s in seams:
         near[max(0, s - radius - 3):min(len(j), s + radius)] = True
-    if not near.any() or near.all():
+    if not near.any() or near.mean() > 0.6:
         return float("nan")
     return float(j[near].mean() / max(j[~near].mean(), 1e-12))
+
+
+def jerk_phase_profile(positions: np.ndarray, fps: float, period: int, offset: int = 0) -> np.ndarray:
+    """``[period]`` mean jerk at each phase of a periodic process (jerk index ``i`` has phase
+    ``(i - offset) mod period``) / the mean jerk: a periodic artifact, such as a streaming hop, shows as
+    one phase well above 1."""
+    j = jerk(positions, fps)
+    ph = (np.arange(len(j)) - offset) % period
+    prof = np.array([j[ph == k].mean() for k in range(period)])
+    return prof / max(j.mean(), 1e-12)

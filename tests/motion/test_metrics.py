@@ -59,3 +59,17 @@ def test_seam_ratio_sees_a_jump():
     jumped = pos.copy()
     jumped[60:] += 0.02                 # a 2 cm jump at frame 60
     assert M.seam_ratio(jumped, 30.0, [60]) > 5
+
+
+def test_seam_ratio_on_dense_seams_needs_radius_0_and_phase_profile_finds_a_periodic_bump():
+    rot, _ = _swing(T=150)
+    pos = M.joint_positions(rot)
+    hops = list(range(6, 150, 6))
+    assert np.isnan(M.seam_ratio(pos, 30.0, hops))          # radius 2 covers every frame
+    assert 0.7 < M.seam_ratio(pos, 30.0, hops, radius=0) < 1.4
+    prof = M.jerk_phase_profile(pos, 30.0, 6)
+    assert prof.shape == (6,) and prof.max() < 1.5
+    bumped = pos.copy()
+    bumped[3::6] += 0.01                                     # a 1 cm bump every 6 frames, at phase 3
+    prof = M.jerk_phase_profile(bumped, 30.0, 6)
+    assert prof.max() > 1.5 and M.seam_ratio(bumped, 30.0, list(range(4, 150, 6)), radius=0) > 1.2
