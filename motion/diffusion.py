@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from diffusers import DDIMScheduler
+from diffusers.guiders.guider_utils import rescale_noise_cfg
 
 from .model import MotionDenoiser
 
@@ -72,7 +73,7 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
            known: torch.Tensor | None = None, known_mask: torch.Tensor | None = None,
            guidance_scale: float = 1.0, noise: torch.Tensor | None = None,
            style_vec: torch.Tensor | None = None, style_guidance: float = 1.0,
-           null_style: int | None = None, eta: float = 0.0) -> torch.Tensor:
+           null_style: int | None = None, eta: float = 0.0, guidance_rescale: float = 0.0) -> torch.Tensor:
     """DDIM sampling of ``[B, T, D]`` normalised motion.
 
     Args:
@@ -86,6 +87,10 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
             InstructPix2Pix (Brooks et al. 2023, eq. 3) with audio for the image and style for the text:
             ``x0 = u + g_a (a - u) + g_s (s - a)``, where ``u`` has neither audio nor style, ``a`` audio
             only, ``s`` audio and style. Needs ``null_style`` (the "no style" id).
+        guidance_rescale: 0..1; blends the guided prediction with itself rescaled to the per-sample std
+            of the conditional one (Lin et al., "Common Diffusion Noise Schedules and Sample Steps are
+            Flawed", WACV 2024, eq. 15-16; diffusers' ``rescale_noise_cfg``): guidance's timing without its
+            amplitude inflation. 0 = off.
         eta: DDIM stochasticity (Song et al. 2021, eq. 16: 0 = deterministic DDIM, 1 = DDPM-like
             posterior noise at every step), drawn from ``generator``.
     Returns:
@@ -122,9 +127,13 @@ def sample(model: MotionDenoiser, scheduler: DDIMScheduler, cond: torch.Tensor, 
         if n_pass == 3:
             x0_s, x0_a, x0_u = out.chunk(3)
             x0 = x0_u + guidance_scale * (x0_a - x0_u) + style_guidance * (x0_s - x0_a)
+            if guidance_rescale > 0:
+                x0 = rescale_noise_cfg(x0, x0_s, guidance_rescale)
         elif n_pass == 2:
             x0_c, x0_u = out.chunk(2)
             x0 = x0_u + guidance_scale * (x0_c - x0_u)
+            if guidance_rescale > 0:
+                x0 = rescale_noise_cfg(x0, x0_c, guidance_rescale)
         else:
             x0 = out
         if known is not None:

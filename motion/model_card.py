@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .checkpoint import load_models
 from .fileio import atomic_output
-from .inference import BODY_GUIDANCE, BODY_STEPS, FACE_GUIDANCE, FACE_STEPS
+from .inference import BODY_GUIDANCE, BODY_STEPS, FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_STEPS
 
 
 def render(checkpoint: str, report: str) -> str:
@@ -78,7 +78,8 @@ def render(checkpoint: str, report: str) -> str:
         f"{tr['body_final_loss']:.4f}.", "",
         "## Held-out evaluation (`chatanyone evaluate`)", "",
         f"Sampling as `chatanyone animate` does by default: {FACE_STEPS} (face) and {BODY_STEPS} (body) DDIM steps, "
-        f"classifier-free guidance on audio {FACE_GUIDANCE:g} for the face stage and {BODY_GUIDANCE:g} for the "
+        f"classifier-free guidance on audio {FACE_GUIDANCE:g} for the face stage (guidance rescale "
+        f"{FACE_GUIDANCE_RESCALE:g}, Lin et al. 2024) and {BODY_GUIDANCE:g} for the "
         "body stage, seed 0.", "",
     ]
     body = Path(report).read_text().split("\n", 1)[1].lstrip("\n")

@@ -41,7 +41,7 @@ from .errors import AudioError, ChatAnyoneError
 from .features import extract_features
 from .frames import MotionFrame
 from .representation import FACE_MOUTH_DIM
-from .inference import (BODY_GUIDANCE, BODY_SMOOTH_SIGMA, FACE_GUIDANCE, FACE_SMOOTH_SIGMA, MODEL_FPS,
+from .inference import (BODY_GUIDANCE, BODY_SMOOTH_SIGMA, FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, MODEL_FPS,
                         BODY_STEPS, FACE_STEPS, STYLE_GUIDANCE, Intensity, MotionGenerator, crossfade_weights, smooth_frames,
                         smooth_radius)
 
@@ -264,7 +264,8 @@ class MotionStream:
             mask[:, :n_known] = True
         x0 = diffusion.sample(model, self.scheduler, torch.from_numpy(cond)[None], torch.tensor([style]),
                               self.steps[stage], gen, kn, mask, self.guidance[stage], style_vec=self.style_vecs[stage],
-                              style_guidance=self.style_guidance[stage], null_style=model.config.num_styles)
+                              style_guidance=self.style_guidance[stage], null_style=model.config.num_styles,
+                              guidance_rescale=FACE_GUIDANCE_RESCALE if stage == 0 else 0.0)
         return x0[0].numpy()
 
     def _causal_low_pass(self, key: str, x: np.ndarray) -> np.ndarray:

@@ -191,3 +191,30 @@ def test_style_guidance_pushes_away_from_the_unstyled_sample():
     assert (strong - plain).abs().mean() > (styled - plain).abs().mean()
     with pytest.raises(ValueError, match="null_style"):
         run(style_vec=sv, style_guidance=2.0)
+
+
+def test_guidance_rescale_matches_the_conditional_std_and_keeps_the_guided_direction():
+    m = tiny().eval()
+    sched = DiffusionConfig().scheduler()
+    cond, style = torch.randn(2, 24, 5), torch.tensor([0, 1])
+    noise = torch.randn(2, 24, 6, generator=torch.Generator().manual_seed(1))
+    run = lambda **kw: sample(m, sched, cond, style, 1, noise=noise, **kw)  # noqa: E731
+    cond_only, guided = run(), run(guidance_scale=3.0)
+    rescaled = run(guidance_scale=3.0, guidance_rescale=1.0)
+    half = run(guidance_scale=3.0, guidance_rescale=0.5)
+    for b in range(2):  # per sample: the conditional prediction's std, the guided prediction's shape
+        assert torch.isclose(rescaled[b].std(), cond_only[b].std(), rtol=1e-4)
+        assert torch.allclose(rescaled[b] * guided[b].std() / rescaled[b].std(), guided[b], atol=1e-5)
+    torch.testing.assert_close(half, 0.5 * (guided + rescaled))
+    assert not torch.allclose(guided, rescaled, atol=1e-3)
+
+
+def test_eta_adds_seeded_noise_and_zero_eta_is_deterministic_ddim():
+    m = tiny().eval()
+    sched = DiffusionConfig().scheduler()
+    cond, style = torch.randn(1, 24, 5), torch.tensor([0])
+    noise = torch.randn(1, 24, 6, generator=torch.Generator().manual_seed(1))
+    run = lambda seed, **kw: sample(m, sched, cond, style, 4, torch.Generator().manual_seed(seed), noise=noise, **kw)  # noqa: E731
+    assert torch.equal(run(0), run(5))                      # eta 0: the generator only draws the start noise
+    assert torch.equal(run(0, eta=1.0), run(0, eta=1.0))
+    assert not torch.allclose(run(0, eta=1.0), run(5, eta=1.0))
