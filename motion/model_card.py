@@ -63,8 +63,9 @@ def render(checkpoint: str, report: str) -> str:
         "```bash",
         *([f"chatanyone prepare ../shared/data/videos -o {d}" for d in cfg.get("prepared", [])]),
         f"{tr['command']}",
-        *(["chatanyone train configs/default.toml --body-gain-only --install"] if tr.get("body_gain") else []),
         "```", "",
+        *([f"The face stage was not trained again: it is the one of `{cfg['face_from']}` (config `face_from`), "
+           "trained by the same config with the 0.3.x body settings.", ""] if cfg.get("face_from") else []),
         *([f"Body variance compensation (`motion.train.fit_body_gain`, after Toda & Tokuda's global variance): "
            f"on its training clips ({', '.join(tr['body_gain']['clips'])}; seeds {tr['body_gain']['seeds']}) the "
            f"body stage's output varies less than the capture (mean per-channel std "

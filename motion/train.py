@@ -94,6 +94,11 @@ class TrainConfig:
     speed_factors: list[float] = field(default_factory=list)
     # fit the body stage's variance compensation on the training clips after training (fit_body_gain)
     body_variance_compensation: bool = True
+    # reuse the face stage (weights and statistics) of this checkpoint instead of training one (face_steps unused)
+    face_from: str | None = None
+    # the body data's face condition sampled as inference samples the face (steps, guidance, rescale,
+    # smoothing) instead of one-pass unguided DDIM at inference_steps
+    body_cond_like_inference: bool = False
     #: relative probability of drawing each dataset for a batch sample (default 1 each)
     dataset_weights: dict[str, float] = field(default_factory=dict)
     d_model: int = 128
@@ -435,9 +440,15 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
                               4, 512, cfg.dropout, cfg.style_reference)
 
     # ---- face stage ------------------------------------------------------------------------------
-    face_model = MotionDenoiser(dcfg(FACE_DIM, FEATURE_DIM))
-    face_batch = batch_fn(face_items, cfg, "face", "cond", "face_mask", face_mean, face_std, n_styles, rng)
-    face_loss = train_stage(face_model, face_batch, cfg.face_steps, cfg, "face stage", log)
+    if cfg.face_from:
+        prev = load_models(cfg.face_from)
+        face_model, face_loss = prev.face, float(prev.info["training"]["face_final_loss"])
+        face_mean, face_std = prev.face_mean.numpy(), prev.face_std.numpy()
+        log.append({"stage": "face stage", "reused_from": str(cfg.face_from)})
+    else:
+        face_model = MotionDenoiser(dcfg(FACE_DIM, FEATURE_DIM))
+        face_batch = batch_fn(face_items, cfg, "face", "cond", "face_mask", face_mean, face_std, n_styles, rng)
+        face_loss = train_stage(face_model, face_batch, cfg.face_steps, cfg, "face stage", log)
 
     # ---- body stage: condition on generated mouth + real head motion ----------------------------------
     sched = DiffusionConfig(num_inference_steps=cfg.inference_steps).scheduler()
@@ -445,7 +456,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     face_cond_cache: dict[str, np.ndarray] = {}
     for it in tqdm(body_items, desc="face stage on body data", disable=not progress):
         key = it.name.replace("~mirror", "")  # "~noisy" items keep their own (noisy) features
-        if key not in face_cond_cache:
+        if key not in face_cond_cache and cfg.body_cond_like_inference:
+            from .inference import FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, FACE_STEPS, smooth_frames
+            face_cond_cache[key] = smooth_frames(sample_windows(
+                face_model, sched, it.cond, n_styles, FACE_STEPS, W, cfg.overlap, gen, FACE_GUIDANCE,
+                guidance_rescale=FACE_GUIDANCE_RESCALE), FACE_SMOOTH_SIGMA)
+        elif key not in face_cond_cache:
             face_cond_cache[key] = sample_windows(face_model, sched, it.cond, n_styles, cfg.inference_steps,
                                                   W, cfg.overlap, gen)
         fn = face_cond_cache[key].copy()
