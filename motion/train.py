@@ -451,13 +451,13 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         face_loss = train_stage(face_model, face_batch, cfg.face_steps, cfg, "face stage", log)
 
     # ---- body stage: condition on generated mouth + real head motion ----------------------------------
+    from .inference import FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, FACE_STEPS, smooth_frames
     sched = DiffusionConfig(num_inference_steps=cfg.inference_steps).scheduler()
     gen = torch.Generator().manual_seed(cfg.seed)
     face_cond_cache: dict[str, np.ndarray] = {}
     for it in tqdm(body_items, desc="face stage on body data", disable=not progress):
         key = it.name.replace("~mirror", "")  # "~noisy" items keep their own (noisy) features
         if key not in face_cond_cache and cfg.body_cond_like_inference:
-            from .inference import FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, FACE_STEPS, smooth_frames
             face_cond_cache[key] = smooth_frames(sample_windows(
                 face_model, sched, it.cond, n_styles, FACE_STEPS, W, cfg.overlap, gen, FACE_GUIDANCE,
                 guidance_rescale=FACE_GUIDANCE_RESCALE), FACE_SMOOTH_SIGMA)
