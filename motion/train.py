@@ -30,7 +30,8 @@ from .conventions import ARKIT_MIRROR, ARKIT_MOUTH, BODY_STAGE_JOINTS, JOINT_MIR
 from .datasets import TrainingClip, data_root, load_beat2, load_facegood, load_neurosync, load_prepared
 from .diffusion import DiffusionConfig, diffusion_loss
 from .features import FEATURE_DIM, FEATURE_LAYOUT, SIL_INDEX, extract_features
-from .inference import sample_windows
+from .inference import (FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, FACE_STEPS, MotionGenerator,
+                        sample_windows, smooth_frames)
 from .model import DenoiserConfig, MotionDenoiser
 from .representation import (BODY_DIM, FACE_DIM, FACE_MOUTH_DIM, body_vector, body_vector_mask,
                              face_vector, face_vector_mask)
@@ -384,7 +385,6 @@ def fit_body_gain(checkpoint: str | os.PathLike, clips: list[TrainingClip], seed
     Raises:
         ValueError: no clip with audio and body channels.
     """
-    from .inference import MotionGenerator
     gen = MotionGenerator(checkpoint)
     gen.variance_compensation = False
     mean, std = gen.models.body_mean.numpy(), gen.models.body_std.numpy()
@@ -451,7 +451,6 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         face_loss = train_stage(face_model, face_batch, cfg.face_steps, cfg, "face stage", log)
 
     # ---- body stage: condition on generated mouth + real head motion ----------------------------------
-    from .inference import FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, FACE_STEPS, smooth_frames
     sched = DiffusionConfig(num_inference_steps=cfg.inference_steps).scheduler()
     gen = torch.Generator().manual_seed(cfg.seed)
     face_cond_cache: dict[str, np.ndarray] = {}
