@@ -52,14 +52,12 @@ def cmd_prepare(a: argparse.Namespace) -> int:
 
 def cmd_train(a: argparse.Namespace) -> int:
     from motion import train
-    argv = [a.config] + (["--out-dir", a.out_dir] if a.out_dir else []) + (["--install"] if a.install else [])
-    argv += ["--body-gain-only"] if a.body_gain_only else []
-    return train.main(argv)
+    return train.main(a.args)
 
 
 def cmd_train_generator(a: argparse.Namespace) -> int:
     from generator import train_neural
-    return train_neural.run(a)
+    return train_neural.main(a.args)
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
@@ -133,22 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("args", nargs=argparse.REMAINDER, help="see `chatanyone prepare --help`")
     pr.set_defaults(func=cmd_prepare)
 
-    tr = sub.add_parser("train", help="train the motion model from a TOML config")
-    tr.add_argument("config")
-    tr.add_argument("--out-dir")
-    tr.add_argument("--install", action="store_true", help="copy the result over the shipped checkpoint")
-    tr.add_argument("--body-gain-only", action="store_true",
-                    help="do not train: re-fit the body variance compensation of the checkpoint in out_dir")
+    tr = sub.add_parser("train", help="train the motion model from a TOML config", add_help=False)
+    tr.add_argument("args", nargs=argparse.REMAINDER, help="see `chatanyone train --help`")
     tr.set_defaults(func=cmd_train)
 
     tg = sub.add_parser("train-generator", help="train the neural render engine from a TOML config "
-                        "(configs/generator.toml)")
-    tg.add_argument("config", help="TOML config (e.g. configs/generator.toml)")
-    tg.add_argument("--out-dir", default=None, help="override the config's out_dir")
-    tg.add_argument("--max-minutes", type=float, default=None, help="override the config's max_minutes")
-    tg.add_argument("--no-resume", action="store_true", help="start over even if OUT_DIR/last.safetensors exists")
-    tg.add_argument("--install", action="store_true", help="copy the result to generator/checkpoints/ (if < 15 MiB)")
-    tg.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+                        "(configs/generator.toml)", add_help=False)
+    tg.add_argument("args", nargs=argparse.REMAINDER, help="see `chatanyone train-generator --help`")
     tg.set_defaults(func=cmd_train_generator)
 
     ev = sub.add_parser("evaluate", help="metrics on held-out real data, next to baselines")
@@ -205,7 +194,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
-    delegated = {"export": cmd_export, "prepare": cmd_prepare}  # subcommands with their own parser
+    delegated = {"export": cmd_export, "prepare": cmd_prepare, "train": cmd_train,  # subcommands with
+                 "train-generator": cmd_train_generator}                           # their own parser
     if argv[:1] and argv[0] in delegated:
         a = argparse.Namespace(func=delegated[argv[0]], args=argv[1:])
     else:

@@ -658,7 +658,7 @@ def run(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m generator.train_neural", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="chatanyone train-generator", description=__doc__.splitlines()[0])
     add_arguments(ap)
     a = ap.parse_args(argv)
     try:
