@@ -24,9 +24,12 @@ Behaviour:
   the pacer or the other clients. Each connection's kernel send buffer is capped (``send_buffer``, 64 KiB,
   ~2 s of frames) so that a slow client's backlog sits in that bounded queue, where old frames are dropped,
   rather than in megabytes of auto-tuned TCP buffer that would deliver it minutes-old frames.
-* **Security**: binds to ``127.0.0.1`` by default. Any other host is a deliberate opt-in and requires a
-  ``token``; clients present it as ``?token=...`` in the URL or an ``Authorization: Bearer ...`` header
-  (HTTP 401 otherwise; compared in constant time). ``max_clients`` bounds the connections (HTTP 503).
+* **Security** (:mod:`bridge.access`): binds to ``127.0.0.1`` by default. Any host that does not resolve
+  to loopback addresses only is a deliberate opt-in and requires a ``token``; clients present it as
+  ``?token=...`` in the URL or an ``Authorization: Bearer ...`` header (HTTP 401 otherwise; compared in
+  constant time). Without a token, a handshake whose ``Host:`` is not a loopback name or address is refused
+  with HTTP 403 (DNS rebinding), and the bound address is checked to be loopback after binding.
+  ``max_clients`` bounds the connections (HTTP 503).
 * **Client messages**: only ``audio`` (PCM16 16 kHz mono) and ``audio_end`` are accepted, and only when
   the server was given ``on_audio`` (``--ws-audio``); one client at a time may send audio. Messages over
   ``max_message`` bytes close the connection with code 1009 (the library's check); text, malformed or
@@ -40,7 +43,6 @@ Behaviour:
 from __future__ import annotations
 
 import asyncio
-import hmac
 import itertools
 import logging
 import socket
@@ -62,6 +64,7 @@ from motion.errors import ChatAnyoneError
 from motion.frames import MotionFrame
 
 from . import protocol
+from .access import bound_is_local, host_header_allowed, is_local, token_matches  # noqa: F401 (is_local: API)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -69,12 +72,6 @@ DEFAULT_QUEUE = 32                      # ~1 s of frames at 30 fps
 DEFAULT_MAX_CLIENTS = 256
 DEFAULT_SEND_BUFFER = 64 * 1024         # kernel send buffer per client (bytes): ~2 s of frames
 KEEP_CLOSED_STATS = 1000                # statistics of this many disconnected clients are kept
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "ip6-localhost"})
-
-
-def is_local(host: str) -> bool:
-    """True for loopback names and addresses (``127.0.0.0/8``, ``::1``, ``localhost``)."""
-    return host in LOCAL_HOSTS or host.startswith("127.")
 
 
 @dataclass
@@ -216,6 +213,9 @@ class FrameBroadcaster:
                          ping_interval=20, ping_timeout=20, close_timeout=2, logger=quiet) as server:
             self._server = server
             self.port = server.sockets[0].getsockname()[1]
+            if not self.token and not all(bound_is_local(s.getsockname()) for s in server.sockets):
+                raise ChatAnyoneError(f"{self.host!r} bound a non-loopback address "
+                                      f"({server.sockets[0].getsockname()[0]}): pass --token SECRET")
             ready.set()
             await self._stopped.wait()
             server.close(close_connections=True)
@@ -286,10 +286,14 @@ class FrameBroadcaster:
         auth = request.headers.get("Authorization", "")
         if auth.lower().startswith("bearer "):
             offered = offered or auth[7:].strip()
-        return hmac.compare_digest(offered.encode(), self.token.encode())
+        return token_matches(offered, self.token)
 
     def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         peer = _peer(conn)
+        if not self.token and not host_header_allowed(request.headers.get("Host")):
+            self.stats.rejected += 1
+            self.log(f"ws: refused {peer}: Host {request.headers.get('Host')!r} is not a loopback name")
+            return conn.respond(HTTPStatus.FORBIDDEN, "Host not allowed (this server is local only)\n")
         if not self._authorized(request):
             self.stats.rejected += 1
             self.log(f"ws: refused {peer}: missing or wrong token")
