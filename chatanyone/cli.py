@@ -6,33 +6,104 @@ nothing half-written is left behind.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
+import os
 import sys
 from pathlib import Path
 
 DEFAULT_FORMATS = "npz,glb,bvh"
+#: ``animate`` shows a progress bar of its phases for audio longer than this (seconds).
+PROGRESS_MIN_AUDIO_S = 20.0
+#: ``OSError`` numbers that mean the machine, not the program, refused (disk full, read-only, permission):
+#: reported as one line like any other user error.
+ENVIRONMENT_ERRNOS = frozenset(getattr(errno, n) for n in (
+    "ENOSPC", "EDQUOT", "EROFS", "EACCES", "EPERM", "EFBIG", "EIO", "ENOTDIR", "EISDIR", "ENAMETOOLONG",
+    "EMFILE", "ENFILE") if hasattr(errno, n))
+#: Subcommands whose native libraries' stderr chatter (MediaPipe/absl/TFLite, libmpg123, PortAudio) is
+#: dropped (:func:`quiet_native_stderr`). Not ``prepare``/``train``: they may start worker processes.
+QUIET_NATIVE_COMMANDS = ("animate", "render", "stream", "serve", "export")
+
+
+def check_output_dir(out_dir: Path) -> None:
+    """Fail now, before any work, if ``out_dir`` cannot be used or created as the output folder.
+
+    Raises:
+        ChatAnyoneError: ``out_dir`` or its nearest existing parent is not a folder, or is not writable.
+    """
+    from motion.errors import ChatAnyoneError
+    if out_dir.exists():
+        if not out_dir.is_dir():
+            raise ChatAnyoneError(f"output path {out_dir} exists and is not a directory")
+        if not os.access(out_dir, os.W_OK | os.X_OK):
+            raise ChatAnyoneError(f"output folder {out_dir} is not writable")
+        return
+    parent = out_dir.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ChatAnyoneError(f"cannot create output folder {out_dir}: {parent} is not a directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ChatAnyoneError(f"cannot create output folder {out_dir}: {parent} is not writable")
+
+
+class _Phases:
+    """A tqdm bar over named phases (``animate``'s "loading model", "generating motion", ...) on stderr."""
+
+    def __init__(self, names: list[str], enabled: bool):
+        self.names, self.k, self.bar = names, 0, None
+        if enabled:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=len(names), desc=f"animate: {names[0]}", unit="phase", file=sys.stderr,
+                            bar_format="{desc} |{bar}| {n_fmt}/{total_fmt} phases [{elapsed}]")
+
+    def next(self) -> None:
+        self.k += 1
+        if self.bar is not None:
+            self.bar.set_description_str(f"animate: {self.names[min(self.k, len(self.names) - 1)]}")
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def cmd_animate(a: argparse.Namespace) -> int:
     from exporters import check_formats, export
+    from motion.audio import probe_audio
     from motion.errors import ChatAnyoneError
-    from motion.inference import Intensity, MotionGenerator, load_style_reference
+    # every check that needs no model first: a bad input fails in well under a second
     audio = Path(a.audio)
     out_dir = Path(a.output_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ChatAnyoneError(f"output path {out_dir} exists and is not a directory")
+    check_output_dir(out_dir)
     formats = check_formats(a.formats.split(","))
+    duration_s = probe_audio(audio)
+    from motion.checkpoint import checkpoint_info, style_presets
+    info = checkpoint_info(a.checkpoint)
+    if a.style is not None and a.style not in style_presets(info)[0]:
+        raise ChatAnyoneError(f"unknown style {a.style!r}; choose one of {style_presets(info)[0]}")
+    from motion.inference import Intensity, MotionGenerator, load_style_reference
     intensity = Intensity(a.expression, a.head, a.gesture)
-    gen = MotionGenerator(a.checkpoint)
-    guidance = {k: v for k, v in (("face_guidance", a.face_guidance), ("body_guidance", a.body_guidance))
-                if v is not None}
-    if a.style_guidance is not None:
-        guidance["style_guidance"] = a.style_guidance
+    guidance = {k: v for k, v in (("face_guidance", a.face_guidance), ("body_guidance", a.body_guidance),
+                                  ("style_guidance", a.style_guidance)) if v is not None}
     reference = load_style_reference(a.style_reference) if a.style_reference else None
-    clip = gen.animate_file(audio, seed=a.seed, fps=a.fps, intensity=intensity, style=a.style,
-                            style_reference=reference, steps=a.steps, transcript=a.transcript,
-                            progress=not a.quiet, **guidance)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = export(clip, out_dir, audio.stem, formats)
+    phases = _Phases(["loading model", "generating motion", "writing files"],
+                     enabled=not a.quiet and duration_s > PROGRESS_MIN_AUDIO_S)
+    try:
+        gen = MotionGenerator(a.checkpoint)
+        phases.next()
+        clip = gen.animate_file(audio, seed=a.seed, fps=a.fps, intensity=intensity, style=a.style,
+                                style_reference=reference, steps=a.steps, transcript=a.transcript,
+                                progress=not a.quiet, **guidance)
+        phases.next()
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ChatAnyoneError(f"cannot create output folder {out_dir}: {e.strerror or e}") from None
+        written = export(clip, out_dir, audio.stem, formats)
+        phases.next()
+    finally:
+        phases.close()
     if not a.quiet:
         print(f"{clip.num_frames} frames at {clip.fps:g} fps ({clip.duration:.2f} s)")
         for p in written:
@@ -94,15 +165,24 @@ def cmd_render(a: argparse.Namespace) -> int:
     return render.run(a)
 
 
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with the project's error format: one line ``chatanyone: error: ...``, exit 2 (raised
+    as :class:`motion.errors.ChatAnyoneError` and printed by :func:`main`), instead of usage + message."""
+
+    def error(self, message: str):
+        from motion.options import OptionError
+        raise OptionError(f"{' '.join(message.split())} (see `{self.prog} --help`)")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="chatanyone", description="Speech to avatar motion (ARKit face, SMPL-X body and fingers).")
+    p = Parser(prog="chatanyone", description="Speech to avatar motion (ARKit face, SMPL-X body and fingers).")
     sub = p.add_subparsers(dest="command", required=True)
 
     an = sub.add_parser("animate", help="audio file -> NAME.npz, NAME.glb, NAME.bvh")
     an.add_argument("audio", help="speech audio (wav/flac/ogg/mp3, any rate, any channels)")
     an.add_argument("-o", "--output-dir", default=".", help="output folder (default: current folder)")
-    an.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    an.add_argument("--fps", type=float, default=30.0, help="output frame rate (model runs at 30)")
+    an.add_argument("--seed", type=int, default=0, help="random seed, 0..2^64-1 (default 0)")
+    an.add_argument("--fps", type=float, default=30.0, help="output frame rate, 1..240 (default 30, the model's rate)")
     an.add_argument("--expression", type=float, default=1.0, help="face intensity factor, 0..2 (default 1)")
     an.add_argument("--head", type=float, default=1.0, help="head motion intensity factor, 0..2 (default 1)")
     an.add_argument("--gesture", type=float, default=1.0, help="gesture amplitude factor, 0..2 (default 1)")
@@ -110,17 +190,19 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--style-reference", default=None, metavar="CLIP",
                     help="take the manner of motion from this clip: a MotionClip .npz or a Live Link Face .csv")
     an.add_argument("--style-guidance", type=float, default=None,
-                    help="classifier-free guidance on the style (default motion.inference.STYLE_GUIDANCE; 1 = off)")
-    an.add_argument("--steps", type=int, default=None, help="denoising steps (default from checkpoint)")
+                    help="classifier-free guidance on the style, 0..10 (default motion.inference.STYLE_GUIDANCE; 1 = off)")
+    an.add_argument("--steps", type=int, default=None,
+                    help="denoising steps per stage, 1..50 (default 4 face, 6 body)")
     an.add_argument("--transcript", default=None, help="text of the speech, if known")
     an.add_argument("--face-guidance", type=float, default=None,
-                    help="classifier-free guidance on audio for the face (default motion.inference.FACE_GUIDANCE = 2.0; 1 = off)")
+                    help="classifier-free guidance on audio for the face, 0..10 (default motion.inference.FACE_GUIDANCE = 2.0; 1 = off)")
     an.add_argument("--body-guidance", type=float, default=None,
-                    help="classifier-free guidance on audio for the body (default motion.inference.BODY_GUIDANCE = 1, off)")
+                    help="classifier-free guidance on audio for the body, 0..10 (default motion.inference.BODY_GUIDANCE = 1, off)")
     an.add_argument("--formats", default=DEFAULT_FORMATS,
                     help=f"comma list of npz, glb, vrma, bvh, csv or all (default {DEFAULT_FORMATS})")
     an.add_argument("--checkpoint", default=None, help="model .safetensors (default: shipped)")
-    an.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    an.add_argument("-q", "--quiet", action="store_true",
+                    help="no progress bar or summary (the bar shows for audio longer than 20 s)")
     an.set_defaults(func=cmd_animate)
 
     ex = sub.add_parser("export", help="MotionClip .npz -> glb, vrma, bvh, csv", add_help=False)
@@ -168,16 +250,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="WebSocket bind address (default 127.0.0.1; any other needs --token)")
     st.add_argument("--token", help="secret WebSocket clients must send (?token=... or Authorization: Bearer)")
     st.add_argument("--play", action="store_true", help="play the audio locally in sync (optional extra 'live')")
-    st.add_argument("--fps", type=float, default=60.0, help="VMC and Live Link rate (default 60; slerped from 30)")
+    st.add_argument("--fps", type=float, default=60.0, help="VMC and Live Link rate, 1..240 (default 60; slerped from 30)")
     st.add_argument("--blendshapes", choices=["vrm0", "perfectsync"], default="vrm0",
                     help="VMC blendshape names: VRM0 presets (A, I, U, E, O, Blink, Joy, ...) or the 52 ARKit "
                          "names in UpperCamel (default vrm0)")
     st.add_argument("--subject", default="ChatAnyone", help="Live Link subject name (default ChatAnyone)")
     st.add_argument("--delay", type=float, default=None,
-                    help="seconds between the audio start and frame 0 (default: 0.2 for files, the model's "
+                    help="seconds between the audio start and frame 0, 0..10 (default: 0.2 for files, the model's "
                          "lookahead + 0.2 for live input)")
     st.add_argument("--device", default=None, help="audio device for --play/--mic (default: the system's)")
-    st.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    st.add_argument("--seed", type=int, default=0, help="random seed, 0..2^64-1 (default 0)")
     st.add_argument("--style", default=None, help="style preset (a training dataset name)")
     st.add_argument("--style-reference", default=None, metavar="CLIP",
                     help="take the manner of motion from this clip: a MotionClip .npz or a Live Link Face .csv")
@@ -191,24 +273,94 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser()
-    delegated = {"export": cmd_export, "prepare": cmd_prepare, "train": cmd_train,  # subcommands with
-                 "train-generator": cmd_train_generator}                           # their own parser
-    if argv[:1] and argv[0] in delegated:
-        a = argparse.Namespace(func=delegated[argv[0]], args=argv[1:])
-    else:
-        a = parser.parse_args(argv)
-    from motion.errors import ChatAnyoneError
+def check_options(a: argparse.Namespace) -> None:
+    """Check every numeric option of the parsed command against :mod:`motion.options`' bounds (before
+    anything is loaded); ``None`` (an option's default) passes.
+
+    Raises:
+        motion.options.OptionError: the first option out of range, named as on the command line.
+    """
+    from motion import options as o
+    ints = {"seed": o.SEED_RANGE, "steps": o.STEPS_RANGE}
+    floats = {"fps": o.FPS_RANGE, "expression": o.INTENSITY_RANGE, "head": o.INTENSITY_RANGE,
+              "gesture": o.INTENSITY_RANGE, "face_guidance": o.GUIDANCE_RANGE, "body_guidance": o.GUIDANCE_RANGE,
+              "style_guidance": o.GUIDANCE_RANGE, "delay": o.DELAY_RANGE}
+    for dest, bounds in ints.items():
+        if getattr(a, dest, None) is not None:
+            o.check_int("--" + dest.replace("_", "-"), getattr(a, dest), bounds)
+    for dest, bounds in floats.items():
+        if getattr(a, dest, None) is not None:
+            o.check_float("--" + dest.replace("_", "-"), getattr(a, dest), bounds)
+
+
+@contextlib.contextmanager
+def quiet_native_stderr(enabled: bool = True):
+    """Drop what native libraries write straight to file descriptor 2 (MediaPipe's absl/TFLite lines,
+    libmpg123's "Note: Illegal Audio-MPEG-Header", ALSA/PortAudio chatter) while Python's own stderr
+    (``sys.stderr``: our messages, tracebacks, warnings, tqdm bars) still reaches the terminal.
+
+    How: ``sys.stderr`` is re-opened on a duplicate of fd 2, then fd 2 is pointed at ``/dev/null``; both
+    are restored on exit. Only when ``sys.stderr`` is the process's real stderr (not under pytest's
+    capture or another redirect) and ``CHATANYONE_NATIVE_STDERR`` is unset (set it to see those lines).
+    """
+    real = sys.__stderr__
     try:
-        return int(a.func(a) or 0)
-    except ChatAnyoneError as e:
-        print(f"chatanyone: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("chatanyone: interrupted", file=sys.stderr)
-        return 130
+        usable = (enabled and not os.environ.get("CHATANYONE_NATIVE_STDERR") and real is not None
+                  and sys.stderr is real and real.fileno() == 2)
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if not usable:
+        yield
+        return
+    real.flush()
+    saved = os.dup(2)
+    stream = open(saved, "w", buffering=1, encoding=real.encoding, errors="backslashreplace", closefd=False)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = stream
+    try:
+        yield
+    finally:
+        try:
+            stream.flush()
+        finally:
+            sys.stderr = real
+            os.dup2(saved, 2)
+            stream.close()
+            os.close(saved)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run ``chatanyone ARGS``; returns the exit code (0, 2 for user errors, 130 for Ctrl-C).
+
+    A user error (:class:`motion.errors.ChatAnyoneError`, an option out of range, a full disk, a read-only
+    or forbidden folder) prints one line ``chatanyone: error: ...`` on stderr and returns 2.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from motion.errors import ChatAnyoneError
+    with quiet_native_stderr(bool(argv) and argv[0] in QUIET_NATIVE_COMMANDS):
+        try:
+            delegated = {"export": cmd_export, "prepare": cmd_prepare, "train": cmd_train,  # subcommands
+                         "train-generator": cmd_train_generator}                        # with their own parser
+            if argv[:1] and argv[0] in delegated:
+                a = argparse.Namespace(func=delegated[argv[0]], args=argv[1:])
+            else:
+                a = build_parser().parse_args(argv)
+                check_options(a)
+            return int(a.func(a) or 0)
+        except ChatAnyoneError as e:
+            print(f"chatanyone: error: {' '.join(str(e).split())}", file=sys.stderr)
+            return 2
+        except OSError as e:
+            if e.errno not in ENVIRONMENT_ERRNOS:
+                raise
+            where = f": {e.filename}" if e.filename else ""
+            print(f"chatanyone: error: {e.strerror or e}{where}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt:
+            print("chatanyone: interrupted", file=sys.stderr)
+            return 130
 
 
 if __name__ == "__main__":

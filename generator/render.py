@@ -138,6 +138,8 @@ def load_motion(motion_path: str | Path, *, audio_path: str | Path | None = None
     p = Path(motion_path)
     if p.suffix.lower() == ".npz":
         clip = MotionClip.load(p)
+        if clip.num_frames == 0:
+            raise RenderError(f"{p}: the clip has no frames, nothing to render")
         audio = None
         if audio_path is not None:
             audio = load_audio(audio_path)

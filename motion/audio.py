@@ -14,7 +14,7 @@ import soxr
 
 from .errors import AudioError
 
-__all__ = ["SAMPLE_RATE", "MIN_DURATION_S", "load_audio", "prepare_audio"]
+__all__ = ["SAMPLE_RATE", "MIN_DURATION_S", "load_audio", "prepare_audio", "probe_audio"]
 
 SAMPLE_RATE = 16000
 """Sample rate (Hz) of every array this module returns and the feature extractor expects."""
@@ -70,6 +70,41 @@ def prepare_audio(samples: np.ndarray, sample_rate: int, *, name: str = "audio a
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+def _check_path(p: Path) -> None:
+    if not p.exists():
+        raise AudioError(f"Audio file not found: {p}")
+    if p.is_dir():
+        raise AudioError(f"Audio path is a directory, not a file: {p}")
+    if not p.is_file():
+        raise AudioError(f"Audio path is not a regular file (a pipe or device?): {p}")
+    if not os.access(p, os.R_OK):
+        raise AudioError(f"Audio file is not readable (permission denied): {p}")
+    if p.stat().st_size == 0:
+        raise AudioError(f"Audio file is empty (0 bytes): {p}")
+
+
+def probe_audio(path: str | os.PathLike) -> float:
+    """Check that ``path`` is decodable audio of a usable length without decoding it (reads the header
+    only, milliseconds even for hours of audio); returns its duration in seconds.
+
+    Raises:
+        AudioError: as :func:`load_audio`, except NaN/inf samples (only a full decode finds those).
+    """
+    p = Path(path)
+    _check_path(p)
+    try:
+        info = sf.info(str(p))
+    except (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError) as exc:
+        raise AudioError(f"Audio file {p} is not decodable audio (wav/flac/ogg/mp3 expected){_reason(exc)}") from None
+    if info.frames <= 0 or info.channels <= 0 or info.samplerate <= 0:
+        raise AudioError(f"Audio file {p}: audio contains no samples.")
+    duration = info.frames / float(info.samplerate)
+    if duration < MIN_DURATION_S:
+        raise AudioError(f"Audio file {p}: audio is {duration:.3f} s long, shorter than the minimum "
+                         f"{MIN_DURATION_S} s.")
+    return duration
+
+
 def load_audio(path: str | os.PathLike) -> np.ndarray:
     """Read an audio file and return it as 16 kHz mono float32.
 
@@ -81,20 +116,25 @@ def load_audio(path: str | os.PathLike) -> np.ndarray:
         ``[M]`` float32 samples in ``[-1, 1]`` at :data:`SAMPLE_RATE` Hz (see :func:`prepare_audio`).
 
     Raises:
-        AudioError: the path is missing, is a directory, is an empty (0-byte) file, cannot be decoded,
-            holds zero samples or NaN/inf samples, or is shorter than :data:`MIN_DURATION_S` seconds.
+        AudioError: the path is missing, is a directory or not a regular file, is unreadable or empty
+            (0 bytes), is not decodable audio, holds zero samples or NaN/inf samples, or is shorter than
+            :data:`MIN_DURATION_S` seconds.
             The message is one line and names the file.
     """
     p = Path(path)
-    if not p.exists():
-        raise AudioError(f"Audio file not found: {p}")
-    if p.is_dir():
-        raise AudioError(f"Audio path is a directory, not a file: {p}")
-    if p.stat().st_size == 0:
-        raise AudioError(f"Audio file is empty (0 bytes): {p}")
+    _check_path(p)
     try:
         data, rate = sf.read(str(p), dtype="float32", always_2d=True)
     except (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError) as exc:
-        reason = " ".join(str(exc).split()) or type(exc).__name__
-        raise AudioError(f"Cannot decode audio file {p} (wav/flac/ogg/mp3 expected): {reason}") from None
+        raise AudioError(f"Audio file {p} is not decodable audio (wav/flac/ogg/mp3 expected){_reason(exc)}") from None
     return prepare_audio(data, rate, name=f"Audio file {p}")
+
+
+def _reason(exc: BaseException) -> str:
+    """``": <libsndfile's reason>"``, or nothing when the reason misleads: libsndfile reports a file it
+    cannot open as MPEG as "File does not exist or is not a regular file" although it exists."""
+    reason = " ".join(str(exc).split())
+    reason = reason.split("': ", 1)[-1] if reason.startswith("Error opening") else reason
+    if not reason or "does not exist" in reason or "System error" in reason:
+        return ""
+    return f": {reason}"

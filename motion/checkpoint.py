@@ -69,30 +69,97 @@ def save_models(models: StageModels, path: str | os.PathLike, weights_dtype: tor
     return path
 
 
-def load_models(path: str | os.PathLike | None = None) -> StageModels:
-    """Load a checkpoint (default: the shipped one). Safe: safetensors holds tensors and JSON only.
+#: Tensors every checkpoint holds besides the ``face.*`` / ``body.*`` weights.
+REQUIRED_TENSORS = ("face_mean", "face_std", "body_mean", "body_std")
+#: Entries of the ``chatanyone`` metadata without which the model cannot be built.
+REQUIRED_INFO = ("face_config", "body_config", "diffusion")
+
+
+def checkpoint_info(path: str | os.PathLike | None = None) -> dict:
+    """The checkpoint's ``chatanyone`` metadata (a dict), read without loading any tensor (milliseconds).
+
+    Checks that the file exists, is a safetensors file, and that its metadata names the model
+    (:data:`REQUIRED_INFO`, each a JSON object) and the normalisation tensors (:data:`REQUIRED_TENSORS`).
 
     Raises:
-        CheckpointError: the file is missing, unreadable or does not match the model.
+        CheckpointError: missing file, a folder, not a safetensors file, or incomplete metadata.
     """
     path = Path(path) if path is not None else default_checkpoint_path()
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a folder, not a .safetensors file")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (train one with `chatanyone train`)")
     try:
         with safe_open(str(path), framework="pt") as f:
-            info = json.loads(f.metadata()["chatanyone"])
+            raw = (f.metadata() or {}).get("chatanyone")
+            keys = set(f.keys())
+    except Exception as e:
+        raise CheckpointError(f"{path}: not a ChatAnyone checkpoint ({e.__class__.__name__}: "
+                              f"{' '.join(str(e).split())[:200]})") from None
+    if raw is None:
+        raise CheckpointError(f"{path}: not a ChatAnyone checkpoint (no 'chatanyone' metadata)")
+    try:
+        info = json.loads(raw)
+    except json.JSONDecodeError:
+        raise CheckpointError(f"{path}: incomplete checkpoint metadata ('chatanyone' is not JSON)") from None
+    if not isinstance(info, dict):
+        raise CheckpointError(f"{path}: incomplete checkpoint metadata ('chatanyone' is not a JSON object)")
+    missing = [k for k in REQUIRED_INFO if not isinstance(info.get(k), dict)]
+    missing += [k for k in REQUIRED_TENSORS if k not in keys]
+    if missing:
+        raise CheckpointError(f"{path}: incomplete checkpoint metadata: missing {', '.join(missing)}")
+    return info
+
+
+def style_presets(info: dict) -> tuple[list[str], list[str]]:
+    """``(face_styles, body_styles)``: the style presets each stage of a checkpoint was trained with
+    (``info["styles"]`` that have training seconds; the body stage's also in its ``body_datasets``)."""
+    styles = list(info.get("styles", []))
+    tr = info.get("training", {}) if isinstance(info.get("training"), dict) else {}
+    trained = set(tr.get("train_seconds", {}) or {})
+    cfg = tr.get("config", {}) if isinstance(tr.get("config"), dict) else {}
+    body_datasets = set(cfg.get("body_datasets", ["beat2"]))
+    face = [s for s in styles if s in trained]
+    return face, [s for s in face if s in body_datasets]
+
+
+def load_models(path: str | os.PathLike | None = None) -> StageModels:
+    """Load a checkpoint (default: the shipped one). Safe: safetensors holds tensors and JSON only.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, has incomplete metadata (:func:`checkpoint_info`)
+            or does not match the model.
+    """
+    path = Path(path) if path is not None else default_checkpoint_path()
+    info = checkpoint_info(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as e:
         raise CheckpointError(f"{path}: not a ChatAnyone checkpoint ({e.__class__.__name__}: {e})") from None
     stages = {}
     for stage in ("face", "body"):
-        model = MotionDenoiser(DenoiserConfig(**info[f"{stage}_config"]))
+        try:
+            model = MotionDenoiser(DenoiserConfig(**info[f"{stage}_config"]))
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"{path}: {stage}_config does not describe a model ({e})") from None
         sd = {k[len(stage) + 1:]: v.float() for k, v in tensors.items() if k.startswith(stage + ".")}
         try:
             model.load_state_dict(sd)
         except RuntimeError as e:
-            raise CheckpointError(f"{path}: {stage} weights do not match the model: {e}") from None
+            raise CheckpointError(f"{path}: {stage} weights do not match the model: "
+                                  f"{' '.join(str(e).split())[:300]}") from None
         stages[stage] = model.eval()
+    for stage in ("face", "body"):
+        dim = stages[stage].config.motion_dim
+        for k in (f"{stage}_mean", f"{stage}_std"):
+            if tuple(tensors[k].shape) != (dim,):
+                raise CheckpointError(f"{path}: {k} has shape {list(tensors[k].shape)}, the {stage} model "
+                                      f"needs [{dim}]")
+    try:
+        diffusion = DiffusionConfig(**info["diffusion"])
+    except TypeError as e:
+        raise CheckpointError(f"{path}: diffusion metadata is invalid ({e})") from None
     return StageModels(stages["face"], stages["body"], tensors["face_mean"], tensors["face_std"],
-                       tensors["body_mean"], tensors["body_std"], DiffusionConfig(**info["diffusion"]), info,
+                       tensors["body_mean"], tensors["body_std"], diffusion, info,
                        tensors.get("body_gain"), tensors.get("body_gain_center"))

@@ -49,7 +49,10 @@ class MotionClip:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.fps = float(self.fps)
+        try:
+            self.fps = float(self.fps)
+        except (TypeError, ValueError):
+            raise ClipError(f"fps must be a number, got {self.fps!r}") from None
         if not np.isfinite(self.fps) or self.fps <= 0:
             raise ClipError(f"fps must be a positive number, got {self.fps}")
         self.face = np.asarray(self.face, dtype=np.float32)
@@ -75,6 +78,8 @@ class MotionClip:
             raise ClipError(f"rotations must be unit quaternions (max |norm-1| = {np.abs(norms - 1).max():.4f})")
         if T:
             self.rotations = canonical_quat(self.rotations / norms[..., None])
+        if not isinstance(self.meta, dict):
+            raise ClipError(f"meta must be a dict, got {type(self.meta).__name__}")
         self.meta = dict(self.meta)
         self.meta.setdefault("format_version", FORMAT_VERSION)
 
@@ -165,33 +170,76 @@ class MotionClip:
     def load(cls, path: str | os.PathLike) -> "MotionClip":
         """Read a clip ``.npz``; channels are matched **by name** (face_names, joint_names).
 
+        Every key is checked before use: ``fps`` a positive finite scalar, ``face`` ``[T, F]`` with
+        ``F`` unique ARKit names in ``face_names [F]``, ``rotations`` ``[T, J, 4]`` with ``J`` unique
+        SMPL-X names in ``joint_names [J]``, ``translation`` ``[T, 3]``, ``meta`` a JSON object. Missing
+        face channels read 0, missing joints identity.
+
         Raises:
-            ClipError: missing file, missing keys, unknown names, or invalid values.
+            ClipError: missing file or a folder, not an ``.npz``, missing keys, wrong shapes or dtypes,
+                unknown or duplicate names, invalid values (one line naming the file and the key).
         """
         path = Path(path)
+        if path.is_dir():
+            raise ClipError(f"{path}: is a folder, not a MotionClip .npz file")
         if not path.is_file():
             raise ClipError(f"{path}: no such file")
         try:
             with np.load(path, allow_pickle=False) as z:
                 d = {k: z[k] for k in z.files}
-        except Exception as e:  # zipfile/ValueError/OSError: not an npz
+        except Exception as e:  # zipfile/ValueError/OSError: not an npz (or an object array: pickle refused)
             raise ClipError(f"{path}: not a readable .npz file ({e.__class__.__name__})") from None
         missing = [k for k in NPZ_KEYS if k not in d]
         if missing:
             raise ClipError(f"{path}: missing keys {missing}")
-        face_names = [str(n) for n in d["face_names"]]
-        joint_names = [str(n) for n in d["joint_names"]]
-        unknown = sorted(set(face_names) - set(ARKIT_NAMES)) + sorted(set(joint_names) - set(SMPLX_JOINT_NAMES))
-        if unknown:
-            raise ClipError(f"{path}: unknown channel names {unknown[:5]}")
-        T = d["face"].shape[0]
+
+        def names(key: str, table: tuple[str, ...]) -> list[int]:
+            a = d[key]
+            if a.ndim != 1 or a.dtype.kind not in "US":
+                raise ClipError(f"{path}: {key} must be a 1-D array of strings, got {a.dtype} {list(a.shape)}")
+            got = [str(n) for n in a]
+            unknown = sorted(set(got) - set(table))
+            if unknown:
+                raise ClipError(f"{path}: unknown channel names in {key}: {unknown[:5]}")
+            dup = sorted({n for n in got if got.count(n) > 1})
+            if dup:
+                raise ClipError(f"{path}: duplicate channel names in {key}: {dup[:5]}")
+            return [table.index(n) for n in got]
+
+        def numeric(key: str, shape: tuple) -> np.ndarray:
+            a = d[key]
+            if a.dtype.kind not in "fiu":
+                raise ClipError(f"{path}: {key} must be numbers, got dtype {a.dtype}")
+            want = "[" + ", ".join("T" if s is None else str(s) for s in shape) + "]"
+            if a.ndim != len(shape) or any(s is not None and a.shape[i] != s for i, s in enumerate(shape)):
+                raise ClipError(f"{path}: {key} must have shape {want}, got {list(a.shape)}")
+            return a
+
+        face_idx = names("face_names", ARKIT_NAMES)
+        joint_idx = names("joint_names", SMPLX_JOINT_NAMES)
+        fps = numeric("fps", ())
+        face_in = numeric("face", (None, len(face_idx)))
+        T = face_in.shape[0]
+        rot_in = numeric("rotations", (T, len(joint_idx), 4))
+        trans = numeric("translation", (T, 3))
+        parents = d["parents"]
+        if parents.dtype.kind not in "iu" or parents.shape != (len(joint_idx),):
+            raise ClipError(f"{path}: parents must be [{len(joint_idx)}] integers, got {parents.dtype} "
+                            f"{list(parents.shape)}")
         face = np.zeros((T, NUM_ARKIT), np.float32)
-        face[:, [ARKIT_NAMES.index(n) for n in face_names]] = d["face"]
+        face[:, face_idx] = face_in
         rot = np.zeros((T, NUM_JOINTS, 4), np.float32)
         rot[..., 3] = 1
-        rot[:, [SMPLX_JOINT_NAMES.index(n) for n in joint_names]] = d["rotations"]
+        rot[:, joint_idx] = rot_in
+        if d["meta"].ndim != 0 or d["meta"].dtype.kind not in "US":
+            raise ClipError(f"{path}: meta must be one JSON string, got {d['meta'].dtype} {list(d['meta'].shape)}")
         try:
             meta = json.loads(str(d["meta"]))
         except json.JSONDecodeError:
             raise ClipError(f"{path}: meta is not valid JSON") from None
-        return cls(float(d["fps"]), face, rot, d["translation"], meta)
+        if not isinstance(meta, dict):
+            raise ClipError(f"{path}: meta must be a JSON object, got {type(meta).__name__}")
+        try:
+            return cls(float(fps), face, rot, trans, meta)
+        except ClipError as e:
+            raise ClipError(f"{path}: {e}") from None
