@@ -13,6 +13,9 @@ name      suffix      writer
 ========  ==========  ==================================================================
 
 Writer modules are imported when a format is written, so ``import exporters`` stays light.
+
+Options that some formats take (:data:`FORMAT_OPTIONS`): ``bone_names`` (``"smplx"`` or ``"mixamo"``) for
+GLB and BVH.
 """
 from __future__ import annotations
 
@@ -22,8 +25,13 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from motion.errors import ChatAnyoneError
+from motion.fileio import atomic_outputs, interrupt_on_sigterm
 
-__all__ = ["FORMATS", "export", "check_formats"]
+__all__ = ["FORMATS", "FORMAT_OPTIONS", "BONE_NAME_OPTIONS", "export", "check_formats", "check_bone_names"]
+
+#: Bone naming schemes of the skeleton formats: SMPL-X joint names, or Mixamo's (``mixamorig:Hips``, ...;
+#: :data:`motion.conventions.SMPLX_TO_MIXAMO`).
+BONE_NAME_OPTIONS = ("smplx", "mixamo")
 
 
 def _npz(clip, path):
@@ -31,8 +39,8 @@ def _npz(clip, path):
 
 
 def _module_writer(module: str) -> Callable:
-    def write(clip, path):
-        return importlib.import_module(f"exporters.{module}").write(clip, path)
+    def write(clip, path, **options):
+        return importlib.import_module(f"exporters.{module}").write(clip, path, **options)
     write.__name__ = f"{module}.write"
     write.__qualname__ = write.__name__
     return write
@@ -46,6 +54,19 @@ FORMATS: dict[str, tuple[Callable, str]] = {
     "bvh": (_module_writer("bvh"), ".bvh"),
     "csv": (_module_writer("livelink_csv"), ".csv"),
 }
+#: Format name -> the keyword options its writer takes (passed by :func:`export`).
+FORMAT_OPTIONS: dict[str, tuple[str, ...]] = {"glb": ("bone_names",), "bvh": ("bone_names",)}
+
+
+def check_bone_names(bone_names: str) -> str:
+    """Validate a bone naming scheme (:data:`BONE_NAME_OPTIONS`); returns it.
+
+    Raises:
+        ChatAnyoneError: an unknown scheme.
+    """
+    if bone_names not in BONE_NAME_OPTIONS:
+        raise ChatAnyoneError(f"unknown bone names {bone_names!r}; choose from {', '.join(BONE_NAME_OPTIONS)}")
+    return bone_names
 
 
 def check_formats(formats: Iterable[str]) -> list[str]:
@@ -66,31 +87,39 @@ def check_formats(formats: Iterable[str]) -> list[str]:
     return out
 
 
-def export(clip, out_dir: str | os.PathLike, stem: str, formats: Iterable[str]) -> list[Path]:
+def export(clip, out_dir: str | os.PathLike, stem: str, formats: Iterable[str], *,
+           bone_names: str = "smplx") -> list[Path]:
     """Write ``clip`` to ``out_dir/stem<suffix>`` in each format (see :data:`FORMATS`), all or nothing.
 
+    Every format is first written to a hidden temporary file in ``out_dir``; only when all of them are
+    complete are they renamed into place together (:func:`motion.fileio.atomic_outputs`), with SIGINT and
+    SIGTERM held off during the renames. SIGTERM is turned into ``KeyboardInterrupt`` while writing
+    (:func:`motion.fileio.interrupt_on_sigterm`), so a terminated run removes its temporaries too. A hard
+    kill (SIGKILL) can leave hidden ``.<stem>.*.tmp<suffix>`` files, never a partial set of final files.
+
     Args:
-        clip: a :class:`motion.clip.MotionClip`.
+        clip: a :class:`motion.clip.MotionClip` (written at its own fps; resample it first for another).
         out_dir: an existing, writable folder.
         stem: file name without suffix (e.g. the audio file's stem).
         formats: format names (``"all"`` allowed); checked before anything is written.
+        bone_names: joint names of the GLB and BVH skeletons, ``"smplx"`` or ``"mixamo"``.
     Returns:
         The written paths, in the order of ``formats``.
     Raises:
-        ChatAnyoneError: an unknown format, or a writer's user error (missing/unwritable folder, empty clip).
-        Any exception of a writer is re-raised after the files already written by this call are deleted
-        (each writer is atomic, so the failing one leaves nothing either). Files that existed before the
-        call and were replaced by it are gone as well.
+        ChatAnyoneError: an unknown format or bone naming, a missing/unwritable folder, a destination that is
+            a folder, an I/O error such as a full disk (the message names the file and the reason), or a
+            writer's user error (e.g. an empty clip). Nothing is written then, and files that existed before
+            the call are unchanged. Any other exception of a writer is re-raised, equally with nothing written.
     """
     names = check_formats(formats)
+    options = {"bone_names": check_bone_names(bone_names)}
     out_dir = Path(out_dir)
-    written: list[Path] = []
-    try:
-        for name in names:
-            write, suffix = FORMATS[name]
-            written.append(Path(write(clip, out_dir / f"{stem}{suffix}")))
-    except BaseException:
-        for p in written:
-            p.unlink(missing_ok=True)
-        raise
-    return written
+    finals = [out_dir / f"{stem}{FORMATS[name][1]}" for name in names]
+    with interrupt_on_sigterm(), atomic_outputs(finals) as tmps:
+        for name, tmp, final in zip(names, tmps, finals):
+            write = FORMATS[name][0]
+            try:
+                write(clip, tmp, **{k: options[k] for k in FORMAT_OPTIONS.get(name, ())})
+            except ChatAnyoneError as e:           # name the file the user asked for, not our temporary
+                raise ChatAnyoneError(str(e).replace(str(tmp), str(final))) from None
+    return finals

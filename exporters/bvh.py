@@ -21,7 +21,9 @@ Conventions of the files we write:
 * Axes: ours (right-handed, +Y up, the avatar facing +Z), as SMPL-X; Blender's BVH importer maps +Y up
   to its +Z up with its default "Up: Y" setting.
 * Skeleton: the 55 SMPL-X joints (:data:`motion.conventions.SMPLX_JOINT_NAMES`, fingers included) with
-  their parents; OFFSETs are :func:`motion.conventions.rest_offsets` * 100 (the T-pose rest, so a frame of
+  their parents, named by SMPL-X (default) or by Mixamo (``bone_names="mixamo"``:
+  :data:`motion.conventions.SMPLX_TO_MIXAMO`, ``mixamorig:Hips`` ...; the jaw, which Mixamo lacks, keeps
+  its SMPL-X name); OFFSETs are :func:`motion.conventions.rest_offsets` * 100 (the T-pose rest, so a frame of
   zero rotations is the T-pose). Leaves get an ``End Site`` continuing their own bone direction (0.8 of
   the joint's offset for fingertips, 0.5 for feet, jaw and eyes).
 * Root: 6 channels. The position channels hold the **absolute** root position (rest position + clip
@@ -42,7 +44,8 @@ from scipy.spatial.transform import Rotation
 
 from motion.clip import MotionClip
 from motion.conventions import (
-    ARKIT_NAMES, JOINT_INDEX, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS, children_of, rest_offsets,
+    ARKIT_NAMES, JOINT_INDEX, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS, SMPLX_TO_MIXAMO, children_of,
+    rest_offsets,
 )
 from motion.errors import ChatAnyoneError
 
@@ -53,6 +56,9 @@ _DECIMALS = 6
 _POS_CHANNELS = ("Xposition", "Yposition", "Zposition")
 _ROT_AXIS = {"Xrotation": "X", "Yrotation": "Y", "Zrotation": "Z"}
 _POS_AXIS = {"Xposition": 0, "Yposition": 1, "Zposition": 2}
+BONE_NAME_OPTIONS = ("smplx", "mixamo")
+#: Mixamo bone name -> SMPL-X joint name (for reading Mixamo-named files back).
+_MIXAMO_TO_SMPLX = {m: n for n, m in SMPLX_TO_MIXAMO.items() if m is not None}
 
 
 @dataclass
@@ -90,7 +96,21 @@ def _fmt(v: np.ndarray) -> str:
     return " ".join(f"{x:.{_DECIMALS}f}" for x in v)
 
 
-def write(clip: MotionClip, path: str | os.PathLike, *, euler_order: str = "ZXY") -> Path:
+def joint_names(bone_names: str = "smplx") -> list[str]:
+    """The 55 joint names written for ``bone_names`` (``"smplx"`` or ``"mixamo"``), in SMPL-X order.
+
+    Raises:
+        ChatAnyoneError: an unknown ``bone_names``.
+    """
+    if bone_names == "smplx":
+        return list(SMPLX_JOINT_NAMES)
+    if bone_names == "mixamo":
+        return [SMPLX_TO_MIXAMO[n] or n for n in SMPLX_JOINT_NAMES]
+    raise ChatAnyoneError(f"bone_names must be one of {BONE_NAME_OPTIONS}, got {bone_names!r}")
+
+
+def write(clip: MotionClip, path: str | os.PathLike, *, euler_order: str = "ZXY",
+          bone_names: str = "smplx") -> Path:
     """Write ``clip``'s skeleton motion as BVH (the face is not part of BVH).
 
     Args:
@@ -98,17 +118,20 @@ def write(clip: MotionClip, path: str | os.PathLike, *, euler_order: str = "ZXY"
         path: destination file (``.bvh``); its folder must exist.
         euler_order: rotation channel order for every joint, a permutation of ``"XYZ"``; ``"ZXY"`` writes
             ``Zrotation Xrotation Yrotation`` meaning ``R = Rz @ Rx @ Ry`` (intrinsic).
+        bone_names: ``"smplx"`` (SMPL-X joint names) or ``"mixamo"`` (``mixamorig:Hips`` ...).
     Returns:
         The written path.
     Raises:
-        ChatAnyoneError: bad ``euler_order``, ``clip`` not a MotionClip, or an unwritable destination.
+        ChatAnyoneError: bad ``euler_order`` or ``bone_names``, ``clip`` not a MotionClip, or an unwritable
+            destination.
             The file is written atomically (no partial file on failure).
     """
     if not isinstance(clip, MotionClip):
         raise ChatAnyoneError(f"bvh.write needs a MotionClip, got {type(clip).__name__}")
     order = _check_order(euler_order)
+    names = joint_names(bone_names)
     path = Path(path)
-    header = _hierarchy_text(order)
+    header = _hierarchy_text(order, names)
     motion = _motion_values(clip, order)
     with atomic_output(path) as tmp:
         with open(tmp, "w", encoding="ascii", newline="\n") as f:
@@ -129,7 +152,7 @@ def _dfs_order() -> list[int]:
     return out
 
 
-def _hierarchy_text(order: str) -> str:
+def _hierarchy_text(order: str, names: list[str]) -> str:
     off_cm = rest_offsets().astype(np.float64) * CM_PER_M
     kids = children_of(SMPLX_PARENTS)
     rot_channels = " ".join(f"{a}rotation" for a in order)
@@ -138,7 +161,7 @@ def _hierarchy_text(order: str) -> str:
     def emit(j: int, depth: int) -> None:
         ind = "  " * depth
         name = SMPLX_JOINT_NAMES[j]
-        lines.append(f"{ind}{'ROOT' if j == 0 else 'JOINT'} {name}")
+        lines.append(f"{ind}{'ROOT' if j == 0 else 'JOINT'} {names[j]}")
         lines.append(f"{ind}{{")
         lines.append(f"{ind}  OFFSET {_fmt(off_cm[j])}")
         if j == 0:
@@ -339,25 +362,30 @@ def _parse(text: str) -> BvhData:
 
 
 def to_clip(data: BvhData, meta: dict | None = None) -> MotionClip:
-    """Turn :class:`BvhData` with SMPL-X joint names into a :class:`MotionClip` (face all zeros).
+    """Turn :class:`BvhData` with SMPL-X (or our Mixamo) joint names into a :class:`MotionClip` (face all
+    zeros).
 
-    Joints are matched by name (any file order); SMPL-X joints missing from the file stay identity.
+    Joints are matched by name (any file order; Mixamo names as :func:`write` writes them with
+    ``bone_names="mixamo"`` are mapped back); SMPL-X joints missing from the file stay identity.
     Raises:
         ChatAnyoneError: a joint name that is not an SMPL-X joint, or the file's parents disagree with
             SMPL-X's.
     """
-    unknown = [n for n in data.joint_names if n not in JOINT_INDEX]
+    smplx_names = [_MIXAMO_TO_SMPLX.get(n, n) for n in data.joint_names]
+    unknown = [n for n in smplx_names if n not in JOINT_INDEX]
     if unknown:
         raise ChatAnyoneError(f"BVH joints are not SMPL-X joints: {unknown[:5]}")
-    for j, n in enumerate(data.joint_names):
+    if len(set(smplx_names)) != len(smplx_names):
+        raise ChatAnyoneError("BVH joint names repeat a joint")
+    for j, n in enumerate(smplx_names):
         p = int(data.parents[j])
         want = SMPLX_PARENTS[JOINT_INDEX[n]]
-        have = JOINT_INDEX[data.joint_names[p]] if p >= 0 else -1
+        have = JOINT_INDEX[smplx_names[p]] if p >= 0 else -1
         if have != want:
             raise ChatAnyoneError(f"BVH joint {n!r} has parent {have}, SMPL-X says {want}")
     T = data.rotations.shape[0]
     rot = np.zeros((T, NUM_JOINTS, 4), np.float32)
     rot[..., 3] = 1
-    rot[:, [JOINT_INDEX[n] for n in data.joint_names]] = data.rotations
+    rot[:, [JOINT_INDEX[n] for n in smplx_names]] = data.rotations
     face = np.zeros((T, len(ARKIT_NAMES)), np.float32)
     return MotionClip(data.fps, face, rot, data.root_translation, dict(meta or {}))

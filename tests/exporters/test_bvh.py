@@ -181,3 +181,19 @@ def test_bad_options_and_atomic_write(tmp_path, clip, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         bvh.write(clip, tmp_path / "x.bvh")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_mixamo_bone_names(clip, tmp_path):
+    path = bvh.write(clip, tmp_path / "mixamo.bvh", bone_names="mixamo")
+    text = path.read_text()
+    assert "ROOT mixamorig:Hips" in text and "JOINT mixamorig:LeftUpLeg" in text
+    assert "JOINT mixamorig:RightHandThumb3" in text and "JOINT jaw" in text     # Mixamo has no jaw bone
+    assert "JOINT left_hip" not in text
+    data = bvh.read(path)
+    assert data.joint_names == [bvh.joint_names("mixamo")[SMPLX_JOINT_NAMES.index(n)] for n in
+                                bvh.read(bvh.write(clip, tmp_path / "smplx.bvh")).joint_names]
+    back = bvh.to_clip(data)
+    assert angle_between(back.rotations, clip.rotations).max() < 1e-5
+    with pytest.raises(ChatAnyoneError, match="bone_names must be one of"):
+        bvh.write(clip, tmp_path / "x.bvh", bone_names="unreal")
+    assert not (tmp_path / "x.bvh").exists()

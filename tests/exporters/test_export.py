@@ -1,11 +1,16 @@
 """The exporter registry (``exporters.FORMATS``/``exporters.export``) and ``chatanyone export``'s CLI module."""
+import errno
 import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 import exporters
-from exporters import cli, livelink_csv
+from exporters import bvh, cli, livelink_csv
 from motion import MotionClip
 from motion.errors import ChatAnyoneError
 from tests.exporters.test_glb import smooth_clip
@@ -45,12 +50,48 @@ def test_unknown_format_writes_nothing(tmp_path, clip):
 
 
 def test_a_failing_writer_leaves_no_files(tmp_path, clip, monkeypatch):
-    def boom(clip, path):                      # fails after npz, glb and vrma were written
+    def boom(clip, path, **options):           # fails after npz, glb and vrma were written
         raise RuntimeError("disk on fire")
 
     monkeypatch.setitem(exporters.FORMATS, "bvh", (boom, ".bvh"))
     with pytest.raises(RuntimeError, match="disk on fire"):
         exporters.export(clip, tmp_path, "take", ["npz", "glb", "vrma", "bvh", "csv"])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_formats_appear_together_and_old_files_survive_a_failure(tmp_path, clip, monkeypatch):
+    old = tmp_path / "take.npz"
+    old.write_bytes(b"previous take")
+    seen = []
+    real_csv = exporters.FORMATS["csv"][0]
+
+    def csv_last(clip, path, **options):       # while the last format is written, no final file is new
+        seen.append(sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith(".")))
+        return real_csv(clip, path, **options)
+
+    monkeypatch.setitem(exporters.FORMATS, "csv", (csv_last, ".csv"))
+    exporters.export(clip, tmp_path, "take", ["npz", "bvh", "csv"])
+    assert seen == [["take.npz"]] and old.read_bytes() != b"previous take"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["take.bvh", "take.csv", "take.npz"]
+
+    def boom(clip, path, **options):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    monkeypatch.setitem(exporters.FORMATS, "csv", (boom, ".csv"))
+    with pytest.raises(OSError):
+        exporters.export(clip, tmp_path, "take", ["npz", "bvh", "csv"])
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before   # old set intact, no temporaries
+
+
+def test_disk_full_in_a_writer_is_a_one_line_error(tmp_path, clip, monkeypatch):
+    def full(f, values):
+        f.write("1 2 3\n")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(bvh, "_write_frames", full)
+    with pytest.raises(ChatAnyoneError, match=r"cannot write .*take\.bvh.*: No space left on device"):
+        exporters.export(clip, tmp_path, "take", ["npz", "bvh", "csv"])
     assert list(tmp_path.iterdir()) == []
 
 
@@ -111,3 +152,134 @@ def test_read_only_folder_for_real(tmp_path, clip):
         assert list(out.iterdir()) == []
     finally:
         out.chmod(0o755)
+
+
+# --------------------------------------------------------------------------------------------------
+# The command line as a user runs it: `chatanyone export ...` (exit 2, one error line, nothing written)
+# --------------------------------------------------------------------------------------------------
+def run_chatanyone(argv, capsys):
+    from chatanyone.cli import main
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_error_line(code, err, pattern=""):
+    import re
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("chatanyone: error: "), err
+    assert "Traceback" not in err and re.search(pattern, lines[0]), lines[0]
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("args, pattern", [
+    (["--fps", "0"], r"--fps must be between 1 and 240"),
+    (["--fps", "1e5"], r"--fps must be between 1 and 240"),
+    (["--fps", "nan"], r"--fps must be between"),
+    (["--fps", "sixty"], r"invalid float value"),
+    (["--bone-names", "unreal"], r"invalid choice: 'unreal'"),
+    (["-f", "csv", "--bone-names", "mixamo"], r"--bone-names applies to glb and bvh only"),
+    (["-f", "fbx"], r"unknown export format 'fbx'"),
+    (["--frobnicate"], r"unrecognized arguments"),
+])
+def test_bad_options_exit_2_with_one_line_and_write_nothing(tmp_path, clip, capsys, args, pattern):
+    src = clip.save(tmp_path / "speech.npz")
+    before = snapshot(tmp_path)
+    code, out, err = run_chatanyone(["export", str(src), "-o", str(tmp_path / "out"), *args], capsys)
+    assert_one_error_line(code, err, pattern)
+    assert not (tmp_path / "out").exists() and snapshot(tmp_path) == before
+
+
+def test_a_folder_as_input_says_it_is_a_folder(tmp_path, capsys):
+    code, _, err = run_chatanyone(["export", str(tmp_path), "-o", str(tmp_path / "out")], capsys)
+    assert_one_error_line(code, err, r"is a folder; give a clip \.npz file")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_never_overwrites_its_input(tmp_path, clip, capsys):
+    src = clip.save(tmp_path / "speech.npz")
+    before = snapshot(tmp_path)
+    for out_dir in (tmp_path, Path(os.path.relpath(tmp_path)), tmp_path / "." / "sub" / ".."):
+        code, _, err = run_chatanyone(["export", str(src), "-f", "npz", "-o", str(out_dir)], capsys)
+        assert_one_error_line(code, err, r"would overwrite the input clip")
+        code, _, err = run_chatanyone(["export", str(src), "-f", "npz,bvh", "-o", str(out_dir)], capsys)
+        assert_one_error_line(code, err, r"would overwrite the input clip")
+        assert snapshot(tmp_path) == before
+    # `-f all` next to the input: everything but the npz, which is the input itself
+    code, out, err = run_chatanyone(["export", str(src), "-f", "all", "-o", str(tmp_path)], capsys)
+    assert code == 0 and err == "" and "skipped" in out and out.count("wrote ") == 4
+    assert snapshot(tmp_path)["speech.npz"] == before["speech.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"speech{s}" for _, s in exporters.FORMATS.values())
+
+
+def test_fps_60_live_link_csv(tmp_path, capsys):
+    from tests.exporters.test_glb import smooth_clip
+    src = smooth_clip(T=45, fps=30.0, seed=3).save(tmp_path / "take.npz")        # 1.5 s at 30 fps
+    code, out, err = run_chatanyone(["export", str(src), "-f", "csv,bvh", "--fps", "60", "-o", str(tmp_path / "o")],
+                                    capsys)
+    assert code == 0, err
+    take = livelink_csv.read(tmp_path / "o" / "take.csv")
+    assert take.fps == 60 and len(take.timecodes) == 90
+    frames = [int(tc.split(":")[3].split(".")[0]) for tc in take.timecodes]
+    assert frames[:61] == list(range(60)) + [0] and max(frames) == 59       # FF counts 0..59 at 60 fps
+    assert [livelink_csv.timecode_seconds(tc, 60) for tc in take.timecodes[:3]] == pytest.approx([0, 1 / 60, 2 / 60])
+    assert bvh.read(tmp_path / "o" / "take.bvh").fps == 60
+
+
+def test_bone_names_mixamo_through_the_cli(tmp_path, clip, capsys):
+    src = clip.save(tmp_path / "take.npz")
+    code, _, err = run_chatanyone(["export", str(src), "-f", "bvh", "--bone-names", "mixamo", "-o",
+                                   str(tmp_path / "o"), "-q"], capsys)
+    assert code == 0, err
+    data = bvh.read(tmp_path / "o" / "take.bvh")
+    assert data.joint_names[0] == "mixamorig:Hips" and "mixamorig:LeftHandIndex1" in data.joint_names
+    dot = np.abs((bvh.to_clip(data).rotations.astype(np.float64) * clip.rotations).sum(-1))
+    assert np.degrees(2 * np.arccos(np.clip(dot, 0, 1))).max() < 0.1           # same motion, by name
+
+
+def test_disk_full_for_real_exits_2_and_leaves_nothing(tmp_path, clip):
+    """A real I/O failure: the file-size limit (RLIMIT_FSIZE, with SIGXFSZ ignored) makes write() fail with
+    EFBIG part-way through the GLB, as a full disk fails with ENOSPC."""
+    resource = pytest.importorskip("resource")
+    src = clip.save(tmp_path / "take.npz")
+    out = tmp_path / "o"
+    out.mkdir()
+    code = ("import resource, signal, sys; signal.signal(signal.SIGXFSZ, signal.SIG_IGN); "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (60000, 60000)); "
+            "from chatanyone.cli import main; sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "export", str(src), "-f", "all", "-o", str(out)],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith("chatanyone: error: cannot write ") and "File too large" in lines[0]
+    assert list(out.iterdir()) == [] and r.stdout == ""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM is POSIX")
+def test_sigterm_while_writing_leaves_no_temporaries(tmp_path, clip):
+    """SIGTERM arrives while the BVH is half written: the run ends like Ctrl-C, without any file."""
+    src = clip.save(tmp_path / "take.npz")
+    out = tmp_path / "o"
+    out.mkdir()
+    code = ("import os, signal, sys; from exporters import bvh; real = bvh._write_frames\n"
+            "def slow(f, values):\n    f.write('0 ' * 1000); f.flush(); os.kill(os.getpid(), signal.SIGTERM)\n"
+            "    real(f, values)\n"
+            "bvh._write_frames = slow\n"
+            "from chatanyone.cli import main; sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "export", str(src), "-f", "all", "-o", str(out)],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert r.returncode == 130 and "interrupted" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert list(out.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL      # (this process untouched)
+
+
+def test_glb_bone_names_mixamo(tmp_path, clip):
+    import pygltflib
+    (path,) = exporters.export(clip, tmp_path, "take", ["glb"], bone_names="mixamo")
+    names = {n.name for n in pygltflib.GLTF2().load(str(path)).nodes}
+    assert {"mixamorig:Hips", "mixamorig:Spine2", "mixamorig:LeftHandIndex1"} <= names and "pelvis" not in names
+    with pytest.raises(ChatAnyoneError, match="unknown bone names 'unreal'"):
+        exporters.export(clip, tmp_path / "x", "take", ["glb"], bone_names="unreal")

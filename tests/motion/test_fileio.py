@@ -43,3 +43,33 @@ def test_folder_as_target_is_a_user_error(tmp_path):
     with pytest.raises(ChatAnyoneError, match="folder"):
         with atomic_output(tmp_path):
             pass
+
+
+def test_atomic_outputs_all_or_nothing(tmp_path):
+    a, b = tmp_path / "t.npz", tmp_path / "t.bvh"
+    with pytest.raises(KeyboardInterrupt):
+        with fileio.atomic_outputs([a, b]) as (ta, tb):
+            assert ta.suffix == ".npz" and ta.name.startswith(".t.") and tb.suffix == ".bvh"
+            ta.write_text("a")
+            raise KeyboardInterrupt
+    assert list(tmp_path.iterdir()) == []
+    with fileio.atomic_outputs([a, b]) as (ta, tb):
+        ta.write_text("a")
+        tb.write_text("b")
+        assert not a.exists() and not b.exists()
+    assert a.read_text() == "a" and b.read_text() == "b" and len(list(tmp_path.iterdir())) == 2
+    with pytest.raises(ChatAnyoneError, match="named twice"):
+        with fileio.atomic_outputs([a, tmp_path / "." / "t.npz"]):
+            pass
+
+
+def test_disk_full_becomes_a_user_error(tmp_path):
+    import errno
+    with pytest.raises(ChatAnyoneError, match=r"cannot write .*x\.bin: No space left on device"):
+        with atomic_output(tmp_path / "x.bin") as tmp:
+            tmp.write_bytes(b"partial")
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OSError, match="not a user error"):       # other OS errors keep their traceback
+        with atomic_output(tmp_path / "x.bin"):
+            raise OSError(errno.EBADF, "not a user error")
