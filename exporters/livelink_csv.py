@@ -20,16 +20,14 @@ Layout (as the app writes it; checked against ``neurosync_face_only/livelinkface
   inverse is :func:`motion.conventions.quat_to_livelink_angles`): Live Link yaw > 0 turns/looks to the face's **right**
   (our rotation ``-yaw`` about +Y), pitch > 0 looks **down** (``+pitch`` about +X), roll ``-roll`` about
   +Z, composed intrinsic Y, X, Z. ``Head*`` is the neck and head joints composed
-  (``R_neck @ R_head``: the head's rotation relative to the upper chest; :func:`motion.datasets.load_neurosync`
-  splits it back 40/60 between neck and head); ``LeftEye*``/``RightEye*`` come from
+  (``R_neck @ R_head``: the head's rotation relative to the upper chest; :func:`motion.conventions.split_neck_head`
+  splits it back 40/60 between neck and head, exactly); ``LeftEye*``/``RightEye*`` come from
   ``left_eye_smplhf``/``right_eye_smplhf``. Body, fingers and root translation are not part of the format.
 """
 from __future__ import annotations
 
-import csv
 import io
 import os
-import re
 from pathlib import Path
 from typing import NamedTuple
 
@@ -38,7 +36,7 @@ from scipy.spatial.transform import Rotation
 
 from motion.clip import MotionClip
 from motion.conventions import ARKIT_NAMES, JOINT_INDEX, arkit_upper_camel, quat_to_livelink_angles
-from motion.datasets import LIVELINK_EYE_COLUMNS, LIVELINK_HEAD_COLUMNS
+from motion.datasets import LIVELINK_EYE_COLUMNS, LIVELINK_HEAD_COLUMNS, LIVELINK_TIMECODE, parse_livelink_csv
 from motion.errors import ChatAnyoneError
 from motion.fileio import atomic_output
 
@@ -55,8 +53,7 @@ LIVELINK_CSV_COLUMNS: tuple[str, ...] = (
     + LIVELINK_HEAD_COLUMNS + LIVELINK_EYE_COLUMNS)
 BLENDSHAPE_COUNT = 61                    # 52 blendshapes + 9 head/eye angles
 _DECIMALS = 10
-_STANDARD_RATES = (24, 25, 30, 48, 50, 60, 72, 90, 100, 120)
-_TIMECODE = re.compile(r"^(\d+)[:;](\d{1,2})[:;](\d{1,2})[:;.](\d+)(?:\.(\d+))?$")
+_TIMECODE = LIVELINK_TIMECODE
 _BY_ARKIT = np.array([ARKIT_NAMES.index(n) for n in LIVELINK_BLENDSHAPE_ORDER])
 
 
@@ -177,102 +174,20 @@ def _csv_text(clip: MotionClip) -> str:
 # Reading
 # --------------------------------------------------------------------------------------------------
 def read(path: str | os.PathLike, *, fps: float | None = None) -> LiveLinkTake:
-    """Read a Live Link Face CSV (ours or the app's); columns are matched **by name**, case-insensitive.
-
-    Missing blendshape or angle columns read as 0; extra columns are ignored; blank lines are skipped.
-    Weights are clipped to [0, 1].
+    """Read a Live Link Face CSV (ours or the app's) with the project's one Live Link reader,
+    :func:`motion.datasets.parse_livelink_csv` (columns by name, case-insensitive; missing blendshape or
+    angle columns read 0; weights clipped to [0, 1]).
 
     Args:
         path: the ``.csv`` file.
-        fps: the take's frame rate when known. ``None`` infers it: from the timecodes when the ``FF`` field
-            rolls over within the take (rate = largest ``FF`` + 1), else from a ``<N>fps`` in the file
-            name, else the smallest common rate (24, 25, 30, 48, 50, 60, ...) above the largest ``FF``
-            (60 when there is no Timecode column).
+        fps: the take's frame rate when known; ``None`` reads it from the timecodes (see
+            :func:`motion.datasets.parse_livelink_csv`: a 30 fps file of ours reads 30, the app's 60 fps takes 60).
     Returns:
         :class:`LiveLinkTake` ``(face [T, 52], head [T, 3], eyes [T, 6], fps, timecodes [T])``.
     Raises:
-        ChatAnyoneError: missing/unreadable file, no ARKit columns, no frames, a row with the wrong
-            number of cells, a non-numeric or non-finite value, or a malformed timecode (the message says
-            which line and column).
+        ChatAnyoneError (:class:`motion.errors.ClipError`): missing/unreadable file, no ARKit columns, no
+            frames, a row with the wrong number of cells, a non-numeric or non-finite value, or a malformed
+            timecode (the message says which line and column).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ChatAnyoneError(f"{path}: no such Live Link CSV file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = [r for r in csv.reader(f)]
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ChatAnyoneError(f"{path}: not a readable CSV file ({e.__class__.__name__})") from None
-    if not rows:
-        raise ChatAnyoneError(f"{path}: empty file")
-    header = [h.strip() for h in rows[0]]
-    col = {h.lower(): i for i, h in enumerate(header)}
-    body = []
-    for line, r in enumerate(rows[1:], start=2):
-        if not r or all(not c.strip() for c in r):
-            continue
-        if len(r) != len(header):
-            raise ChatAnyoneError(f"{path}: line {line} has {len(r)} cells, the header has {len(header)}")
-        body.append(r)
-    face_cols = [col.get(arkit_upper_camel(n).lower()) for n in ARKIT_NAMES]
-    if all(c is None for c in face_cols):
-        raise ChatAnyoneError(f"{path}: no ARKit blendshape columns (EyeBlinkLeft, ...) in the header")
-    if not body:
-        raise ChatAnyoneError(f"{path}: no frames")
-    T = len(body)
-
-    def numbers(names) -> np.ndarray:
-        out = np.zeros((T, len(names)), np.float64)
-        for j, c in enumerate(names):
-            if c is None:
-                continue
-            try:
-                out[:, j] = [float(r[c]) for r in body]
-            except ValueError:
-                bad = next(k for k, r in enumerate(body) if not _is_float(r[c]))
-                raise ChatAnyoneError(f"{path}: non-numeric value {body[bad][c]!r} in column {header[c]} "
-                                      f"(data row {bad + 1})") from None
-            if not np.isfinite(out[:, j]).all():
-                raise ChatAnyoneError(f"{path}: non-finite value in column {header[c]}")
-        return out
-
-    face = np.clip(numbers(face_cols), 0.0, 1.0).astype(np.float32)
-    head = numbers([col.get(n.lower()) for n in LIVELINK_HEAD_COLUMNS]).astype(np.float32)
-    eyes = numbers([col.get(n.lower()) for n in LIVELINK_EYE_COLUMNS]).astype(np.float32)
-    tc_col = col.get("timecode")
-    timecodes = [r[tc_col].strip() for r in body] if tc_col is not None else [""] * T
-    if fps is None:
-        fps = _infer_fps(path, timecodes if tc_col is not None else None)
-    else:
-        fps = float(fps)
-        if not np.isfinite(fps) or fps <= 0:
-            raise ChatAnyoneError(f"fps must be a positive number, got {fps}")
-    return LiveLinkTake(face, head, eyes, float(fps), timecodes)
-
-
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def _infer_fps(path: Path, timecodes: list[str] | None) -> float:
-    frames: list[int] = []
-    if timecodes is not None:
-        for k, tc in enumerate(timecodes):
-            m = _TIMECODE.match(tc)
-            if not m:
-                raise ChatAnyoneError(f"{path}: malformed timecode {tc!r} (data row {k + 1}); "
-                                      "expected HH:MM:SS:FF.mmm")
-            frames.append(int(m.group(4)))
-    ff = np.asarray(frames, np.int64)
-    if len(ff) > 1 and (np.diff(ff) < 0).any():
-        return float(ff.max() + 1)                  # FF rolled over: the rate is exact
-    m = re.search(r"(\d+(?:\.\d+)?)\s*fps", path.name, re.IGNORECASE)
-    if m and float(m.group(1)) > 0:
-        return float(m.group(1))
-    if len(ff):
-        return float(next((r for r in _STANDARD_RATES if r > ff.max()), ff.max() + 1))
-    return 60.0
+    d = parse_livelink_csv(path, fps=fps)
+    return LiveLinkTake(d.face, d.head, d.eyes, d.fps, d.timecodes)

@@ -277,7 +277,8 @@ def unity_position_to_unreal(p: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Live Link Face head and eye angles
 # --------------------------------------------------------------------------------------------------
-#: Share of the Live Link head rotation written into the neck joint; the head joint gets the rest.
+#: Share of the Live Link head rotation written into the neck joint (of its rotation angle, about the same
+#: axis); the head joint gets the rest (:func:`split_neck_head`).
 NECK_SHARE = 0.4
 
 
@@ -308,17 +309,37 @@ def quat_to_livelink_angles(q: np.ndarray) -> np.ndarray:
     return np.stack([-e[..., 0], e[..., 1], -e[..., 2]], axis=-1)
 
 
+def split_neck_head(head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Live Link head angles -> ``(neck [T, 4], head [T, 4])`` float32 local quaternions xyzw whose product
+    ``R_neck * R_head`` is exactly the Live Link head rotation (:func:`livelink_angles_to_quat`).
+
+    ``head [T, 3]``: (yaw, pitch, roll) radians. The neck takes :data:`NECK_SHARE` of the rotation along
+    its own axis (``R_neck = exp(NECK_SHARE * log R)``, the rotation vector scaled, i.e. slerp from identity;
+    as :func:`motion.prepare` splits tracked heads) and the head the rest (``R_head = R_neck^-1 * R``), so
+    :func:`exporters.livelink_csv.head_eye_angles`, which composes the two, reads the same angles back
+    (a linear split of the Euler angles drifted up to 7 degrees at +-20 degree turns).
+    """
+    from scipy.spatial.transform import Rotation
+
+    h = np.asarray(head, np.float64).reshape(-1, 3)
+    full = Rotation.from_quat(livelink_angles_to_quat(*h.T).astype(np.float64))
+    neck = Rotation.from_rotvec(NECK_SHARE * full.as_rotvec())
+    rest = neck.inv() * full
+    return neck.as_quat().astype(np.float32), rest.as_quat().astype(np.float32)
+
+
 def apply_livelink_head_eyes(rotations: np.ndarray, head: np.ndarray | None = None,
                              eyes: np.ndarray | None = None) -> None:
     """Write Live Link angles into ``rotations [T, 55, 4]`` in place.
 
-    ``head [T, 3]`` (yaw, pitch, roll radians) is split between neck (:data:`NECK_SHARE`) and head; ``eyes
-    [T, 6]`` (left yaw, pitch, roll, right yaw, pitch, roll) go into the two eye joints.
+    ``head [T, 3]`` (yaw, pitch, roll radians) is split exactly between neck (:data:`NECK_SHARE`) and head
+    (:func:`split_neck_head`); ``eyes [T, 6]`` (left yaw, pitch, roll, right yaw, pitch, roll) go into the
+    two eye joints.
     """
     if head is not None:
-        h = np.asarray(head, np.float64)
-        rotations[:, JOINT_INDEX["neck"]] = livelink_angles_to_quat(*(NECK_SHARE * h).T)
-        rotations[:, JOINT_INDEX["head"]] = livelink_angles_to_quat(*((1 - NECK_SHARE) * h).T)
+        neck, rest = split_neck_head(head)
+        rotations[:, JOINT_INDEX["neck"]] = neck
+        rotations[:, JOINT_INDEX["head"]] = rest
     if eyes is not None:
         e = np.asarray(eyes, np.float64)
         rotations[:, JOINT_INDEX["left_eye_smplhf"]] = livelink_angles_to_quat(*e[:, 0:3].T)

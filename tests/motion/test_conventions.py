@@ -109,3 +109,24 @@ def test_axis_conversions_by_hand():
     # a rotation about our +X axis keeps its sign in Unity (mirroring X flips y and z only)
     qx = R.from_euler("x", 30, degrees=True).as_quat()
     assert np.allclose(cv.quat_to_unity(qx), qx, atol=1e-7)
+
+
+def test_neck_head_split_composes_exactly_to_the_live_link_rotation():
+    """The Live Link head rotation split into neck and head: neck * head is the whole rotation (to float32),
+    the neck turns NECK_SHARE of the angle about the same axis, and a single-axis turn splits 40/60."""
+    rng = np.random.default_rng(7)
+    h = rng.uniform(-1, 1, (500, 3)) * np.radians([40, 40, 40])
+    neck, head = cv.split_neck_head(h)
+    full = R.from_quat(cv.livelink_angles_to_quat(*h.T))
+    assert ((R.from_quat(neck) * R.from_quat(head)).inv() * full).magnitude().max() < 1e-6
+    assert np.allclose(R.from_quat(neck).magnitude(), cv.NECK_SHARE * full.magnitude(), atol=1e-6)
+    axis = full.as_rotvec() / full.magnitude()[:, None]
+    assert np.allclose(R.from_quat(neck).as_rotvec(), cv.NECK_SHARE * full.magnitude()[:, None] * axis, atol=1e-6)
+    yaw_only = np.array([[0.5, 0.0, 0.0]])
+    n, hd = cv.split_neck_head(yaw_only)
+    assert np.allclose(cv.quat_to_livelink_angles(n), [[0.2, 0, 0]], atol=1e-6)
+    assert np.allclose(cv.quat_to_livelink_angles(hd), [[0.3, 0, 0]], atol=1e-6)
+    rot = np.zeros((500, 55, 4), np.float32)
+    rot[..., 3] = 1
+    cv.apply_livelink_head_eyes(rot, h)
+    assert np.array_equal(rot[:, cv.JOINT_INDEX["neck"]], neck) and np.array_equal(rot[:, cv.JOINT_INDEX["head"]], head)
