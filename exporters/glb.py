@@ -61,29 +61,13 @@ BONE_NAME_OPTIONS = ("smplx", "mixamo")
 _WOODEN_TO_SMPLX = np.array(list(range(22)) + [20, 21] + list(range(25, 55)))
 _BODY_COLOR = (0.78, 0.60, 0.40, 1.0)     # light wood
 _FACE_COLOR = (1.0, 1.0, 1.0, 1.0)        # multiplied by the face's vertex colours
-_SKIN_RGB = (0.96, 0.80, 0.69)
-_EYE_RGB = (0.08, 0.08, 0.10)
-_BROW_RGB = (0.30, 0.20, 0.12)
-_LIP_RGB = (0.75, 0.30, 0.30)
-_FACE_SUBDIVISIONS = 4                    # icosphere: 2,562 vertices
-_FACE_SCALE = 1.12                        # face ellipsoid radii / mannequin head half-extents
-
-# Landmarks on the unit sphere of the face ellipsoid, for the face's LEFT side (+X); the right side is
-# the mirror image (x -> -x). The avatar looks along +Z.
-_LM = {
-    "eye": (0.36, 0.20, 0.91),
-    "brow": (0.36, 0.42, 0.83),
-    "brow_inner": (0.14, 0.40, 0.90),
-    "brow_outer": (0.58, 0.38, 0.72),
-    "nose": (0.0, -0.02, 1.0),
-    "nostril": (0.13, -0.14, 0.98),
-    "mouth": (0.0, -0.42, 0.91),
-    "corner": (0.26, -0.42, 0.87),
-    "upper_lip": (0.0, -0.35, 0.94),
-    "lower_lip": (0.0, -0.50, 0.87),
-    "chin": (0.0, -0.74, 0.67),
-    "cheek": (0.55, -0.16, 0.82),
-}
+#: The head asset (exporters/build_head.py): ICT-FaceKit, MIT.
+_HEAD_ASSET = "assets/head_arkit.npz"
+HEAD_CREDIT = ("Head: ICT-FaceKit (c) 2020 USC Institute for Creative Technologies, MIT License "
+               "(https://github.com/ICT-VGL/ICT-FaceKit). Body: mannequin-x 'wooden' mannequin, Andrea Boscolo "
+               "Camiletto, Apache-2.0. Rig, tongueOut and colours: ChatAnyone Bridge, Apache-2.0.")
+_EYE_PARTS = {"sclera_left": "left_eye_smplhf", "iris_left": "left_eye_smplhf",
+              "sclera_right": "right_eye_smplhf", "iris_right": "right_eye_smplhf"}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -114,123 +98,80 @@ def _body() -> dict[str, np.ndarray]:
     w32 = w.astype(np.float32)
     w32[:, 0] += 1.0 - w32.sum(axis=1)              # exact float32 normalisation
     normals = trimesh.Trimesh(v, faces, process=False).vertex_normals
+    # The mannequin's own head and neck (its "head" part) give way to the scanned head.
     hs, hc = parts["head"]
-    return {"vertices": v.astype(np.float32), "normals": normals.astype(np.float32),
+    keep = np.ones(V, bool)
+    keep[hs:hs + hc] = False
+    faces = faces[keep[faces].all(1)]
+    new_index = np.cumsum(keep) - 1
+    faces = new_index[faces]
+    V = int(keep.sum())
+    return {"vertices": v[keep].astype(np.float32), "normals": normals[keep].astype(np.float32),
             "faces": faces.astype(np.uint16 if V < 65535 else np.uint32),
-            "joints": joints, "skin_joints": top.astype(np.uint8), "skin_weights": w32,
-            "head_vertices": v[hs:hs + hc]}
+            "joints": joints, "skin_joints": top[keep].astype(np.uint8), "skin_weights": w32[keep]}
 
 
-def _gauss(d: np.ndarray, a, sigma: float) -> np.ndarray:
-    a = np.asarray(a, dtype=np.float64)
-    a = a / np.linalg.norm(a)
-    w = np.exp(-((d - a) ** 2).sum(-1) / (2 * sigma ** 2))
-    return np.where(w > 0.01, w, 0.0)               # localized: exactly zero beyond ~3 sigma
+def _smoothstep(x, a: float, b: float) -> np.ndarray:
+    t = np.clip((np.asarray(x, np.float64) - a) / (b - a), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
 
 
-def _mirror(p) -> tuple[float, float, float]:
-    return (-p[0], p[1], p[2])
-
-
-def _face_targets(d: np.ndarray, p: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    """ARKit-52 displacements ``[52, N, 3]`` (metres) of face vertices with unit directions ``d [N, 3]``,
-    ellipsoid-centred positions ``p [N, 3]`` and ellipsoid radii ``[3]`` (metres).
-    Left = +X, up = +Y, forward = +Z."""
-    N = len(d)
-    x, y = d[:, 0], d[:, 1]
-    lm_y = {k: v[1] / np.linalg.norm(v) for k, v in _LM.items()}
-    # Rest heights (metres, ellipsoid-centred) of the eye and mouth centres, for "close"/"press" moves.
-    eye_y, mouth_y = lm_y["eye"] * radii[1], lm_y["mouth"] * radii[1]
-    front = np.clip((d[:, 2] + 0.2) / 0.6, 0, 1)
-    jaw = 1 / (1 + np.exp(-((lm_y["mouth"] - 0.03) - y) / 0.05)) * front
-    jaw = np.where(jaw > 0.01, jaw, 0.0)
-    mouth = _gauss(d, _LM["mouth"], 0.16)
-    lips_up, lips_lo = _gauss(d, _LM["upper_lip"], 0.09), _gauss(d, _LM["lower_lip"], 0.09)
-    lips = np.maximum(lips_up, lips_lo)
-    left_half = 1 / (1 + np.exp(-x / 0.04))
-    normal = p / np.linalg.norm(p, axis=1, keepdims=True)
-
-    def vec(w, dx=0.0, dy=0.0, dz=0.0):
-        return w[:, None] * np.array([dx, dy, dz])
-
-    t: dict[str, np.ndarray] = {}
-    for side, sx in (("Left", 1.0), ("Right", -1.0)):
-        lm = {k: (v if sx > 0 else _mirror(v)) for k, v in _LM.items()}
-        eye = _gauss(d, lm["eye"], 0.12)
-        half = left_half if sx > 0 else 1 - left_half
-        lower_lid = eye * (p[:, 1] < eye_y)
-        t[f"eyeBlink{side}"] = vec(eye, dz=-0.002) + np.stack(
-            [0 * x, -(p[:, 1] - eye_y) * 0.9 * eye - 0.003 * eye, 0 * x], -1)
-        t[f"eyeLookDown{side}"] = vec(eye, dy=-0.006)
-        t[f"eyeLookIn{side}"] = vec(eye, dx=-sx * 0.006)      # toward the nose
-        t[f"eyeLookOut{side}"] = vec(eye, dx=sx * 0.006)
-        t[f"eyeLookUp{side}"] = vec(eye, dy=0.006)
-        t[f"eyeSquint{side}"] = np.stack([0 * x, -(p[:, 1] - eye_y) * 0.5 * lower_lid, 0 * x], -1) \
-            + vec(_gauss(d, lm["cheek"], 0.12), dy=0.002)
-        t[f"eyeWide{side}"] = np.stack([0 * x, (p[:, 1] - eye_y) * 0.4 * eye, 0 * x], -1) + vec(eye, dz=0.001)
-        corner = _gauss(d, lm["corner"], 0.09)
-        t[f"mouthSmile{side}"] = vec(corner, dx=sx * 0.006, dy=0.008, dz=-0.002)
-        t[f"mouthFrown{side}"] = vec(corner, dx=sx * 0.001, dy=-0.008)
-        t[f"mouthDimple{side}"] = vec(corner, dx=sx * 0.004, dz=-0.006)
-        t[f"mouthStretch{side}"] = vec(corner, dx=sx * 0.010, dy=-0.003, dz=-0.002)
-        t[f"mouthPress{side}"] = np.stack([0 * x, -(p[:, 1] - mouth_y) * 0.5 * lips * half, 0 * x], -1) \
-            + vec(lips * half, dz=-0.001)
-        t[f"mouthLowerDown{side}"] = vec(lips_lo * half, dy=-0.008)
-        t[f"mouthUpperUp{side}"] = vec(lips_up * half, dy=0.008)
-        t[f"browDown{side}"] = vec(_gauss(d, lm["brow"], 0.13), dx=-sx * 0.002, dy=-0.008)
-        t[f"browOuterUp{side}"] = vec(_gauss(d, lm["brow_outer"], 0.11), dy=0.010)
-        t[f"cheekSquint{side}"] = vec(_gauss(d, lm["cheek"], 0.13), dy=0.007, dz=0.002)
-        t[f"noseSneer{side}"] = vec(_gauss(d, lm["nostril"], 0.08), dx=sx * 0.001, dy=0.006, dz=0.002)
-    t["jawForward"] = vec(jaw, dz=0.010)
-    t["jawLeft"] = vec(jaw, dx=0.012)
-    t["jawRight"] = vec(jaw, dx=-0.012)
-    t["jawOpen"] = vec(jaw, dy=-0.025, dz=-0.004)
-    t["mouthClose"] = vec(lips_lo, dy=0.008) + vec(lips_up, dy=-0.003)
-    t["mouthFunnel"] = np.stack([p[:, 0] * 0.3 * mouth, (p[:, 1] - mouth_y) * 0.3 * mouth, 0 * x], -1) \
-        + vec(mouth, dz=0.008)
-    t["mouthPucker"] = np.stack([-p[:, 0] * 0.4 * mouth, 0 * x, 0 * x], -1) + vec(mouth, dz=0.012)
-    t["mouthLeft"] = vec(mouth, dx=0.010)
-    t["mouthRight"] = vec(mouth, dx=-0.010)
-    t["mouthRollLower"] = vec(lips_lo, dy=0.002, dz=-0.007)
-    t["mouthRollUpper"] = vec(lips_up, dy=-0.002, dz=-0.007)
-    t["mouthShrugLower"] = vec(np.maximum(lips_lo, _gauss(d, _LM["chin"], 0.15)), dy=0.007, dz=0.003)
-    t["mouthShrugUpper"] = vec(lips_up, dy=0.006, dz=0.002)
-    t["browInnerUp"] = vec(_gauss(d, _LM["brow_inner"], 0.09) + _gauss(d, _mirror(_LM["brow_inner"]), 0.09),
-                           dy=0.010)
-    cheeks = _gauss(d, _LM["cheek"], 0.16) + _gauss(d, _mirror(_LM["cheek"]), 0.16)
-    t["cheekPuff"] = cheeks[:, None] * normal * 0.012
-    t["tongueOut"] = vec(_gauss(d, _LM["mouth"], 0.07), dy=-0.003, dz=0.020)
-    out = np.stack([t[n] for n in ARKIT_NAMES])
-    assert out.shape == (NUM_ARKIT, N, 3)
-    return out
+@functools.lru_cache(maxsize=1)
+def head_asset() -> dict:
+    """The packaged head (``exporters/assets/head_arkit.npz``, built by :mod:`exporters.build_head`), as
+    stored: metres, origin between the eyeball centres; ``targets [52, V, 3]`` float32 metres (dense)."""
+    with resources.files("exporters").joinpath(_HEAD_ASSET).open("rb") as f:
+        z = dict(np.load(f))
+    V = len(z["vertices"])
+    off = z["target_offsets"]
+    targets = np.zeros((NUM_ARKIT, V, 3), np.float32)
+    assert [str(n) for n in z["target_names"]] == list(ARKIT_NAMES)
+    for k in range(NUM_ARKIT):
+        idx = z["target_indices"][off[k]:off[k + 1]].astype(np.int64)
+        targets[k, idx] = z["target_deltas_mm"][off[k]:off[k + 1]].astype(np.float32) / 1000.0
+    z["targets"] = targets
+    z["meta"] = json.loads(str(z["meta"]))
+    return z
 
 
 @functools.lru_cache(maxsize=1)
 def _face() -> dict[str, np.ndarray]:
-    """Procedural face ellipsoid around the mannequin's head, with 52 ARKit targets (metres)."""
-    body = _body()
-    hv = body["head_vertices"]
-    hv = hv[hv[:, 1] > body["joints"][JOINT_INDEX["head"], 1] - 0.03]   # skull, not the neck
-    lo, hi = hv.min(0), hv.max(0)
-    center, radii = (lo + hi) / 2, (hi - lo) / 2 * _FACE_SCALE
-    sphere = trimesh.creation.icosphere(subdivisions=_FACE_SUBDIVISIONS, radius=1.0)
-    d = np.asarray(sphere.vertices, dtype=np.float64)
-    d /= np.linalg.norm(d, axis=1, keepdims=True)
-    p = d * radii
-    # A small nose so the front is recognisable.
-    p = p + _gauss(d, _LM["nose"], 0.10)[:, None] * np.array([0.0, 0.0, 0.014])
-    normals = trimesh.Trimesh(p, sphere.faces, process=False).vertex_normals
-    color = np.tile(np.asarray(_SKIN_RGB), (len(d), 1))
-    for key, rgb, sigma in (("eye", _EYE_RGB, 0.07), ("brow", _BROW_RGB, 0.07)):
-        for a in (_LM[key], _mirror(_LM[key])):
-            w = np.clip(_gauss(d, a, sigma) * 1.5, 0, 1)[:, None]
-            color = color * (1 - w) + np.asarray(rgb) * w
-    w = np.clip((_gauss(d, _LM["upper_lip"], 0.07) + _gauss(d, _LM["lower_lip"], 0.07)) * 1.3, 0, 1)[:, None]
-    color = color * (1 - w) + np.asarray(_LIP_RGB) * w
-    targets = _face_targets(d, p, radii)
-    return {"vertices": (p + center).astype(np.float32), "normals": normals.astype(np.float32),
-            "colors": color.astype(np.float32), "faces": np.asarray(sphere.faces, dtype=np.uint16),
-            "targets": targets.astype(np.float32)}
+    """The head placed on the rest skeleton: its eyeball centres on the eye joints, skinned to the head,
+    jaw, eye, neck and upper-spine joints (metres)."""
+    h = head_asset()
+    P = rest_joint_positions().astype(np.float64)
+    eyes = P[[JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"]]]
+    v = h["vertices"].astype(np.float64) + eyes.mean(0)
+    faces = h["triangles"].astype(np.int64)
+    names = [str(n) for n in h["region_names"]]
+    region = np.asarray(names)[h["region"]]
+
+    # Skin weights: head above the head joint, blending into neck then spine3 down the neck; the jaw's share
+    # (h["jaw_weight"], read off jawOpen) goes to the jaw joint; the eyeballs rigidly to their eye joints.
+    y = v[:, 1]
+    head_y, neck_y = P[JOINT_INDEX["head"], 1], P[JOINT_INDEX["neck"], 1]
+    w_head = _smoothstep(y, neck_y + 0.3 * (head_y - neck_y), head_y)
+    w_neck = (1 - w_head) * _smoothstep(y, neck_y - 0.05, neck_y)
+    w_spine = 1 - w_head - w_neck
+    jaw = h["jaw_weight"].astype(np.float64) / 255.0 * w_head
+    cols = [("head", w_head - jaw), ("jaw", jaw), ("neck", w_neck), ("spine3", w_spine)]
+    J = np.zeros((len(v), 4), np.uint8)
+    W = np.zeros((len(v), 4), np.float32)
+    for k, (joint, w) in enumerate(cols):
+        J[:, k] = JOINT_INDEX[joint]
+        W[:, k] = w
+    for part, joint in _EYE_PARTS.items():
+        m = region == part
+        J[m] = [JOINT_INDEX[joint], 0, 0, 0]
+        W[m] = [1, 0, 0, 0]
+    W = np.clip(W, 0, 1)
+    W /= W.sum(1, keepdims=True)
+    W[:, 0] += 1.0 - W.sum(1)                        # exact float32 normalisation
+    J = np.where(W > 0, J, 0).astype(np.uint8)
+    normals = trimesh.Trimesh(v, faces, process=False).vertex_normals
+    return {"vertices": v.astype(np.float32), "normals": normals.astype(np.float32),
+            "colors": h["colors"].astype(np.float32) / 255.0, "faces": faces.astype(np.uint16),
+            "targets": h["targets"], "skin_joints": J, "skin_weights": W, "region": region}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -273,6 +214,7 @@ def add_avatar(b: Builder, names: list[str]) -> AvatarNodes:
     gltf = b.gltf
     body, face = _body(), _face()
     base = len(gltf.nodes)
+    gltf.asset.copyright = HEAD_CREDIT
     assert base == 0 and len(names) == NUM_JOINTS
 
     # Skeleton nodes 0..54 (spec 3.5): identity rest rotations, parent-relative translations.
@@ -293,7 +235,7 @@ def add_avatar(b: Builder, names: list[str]) -> AvatarNodes:
         g.Material(name="wood", pbrMetallicRoughness=g.PbrMetallicRoughness(
             baseColorFactor=list(_BODY_COLOR), metallicFactor=0.0, roughnessFactor=0.8)),
         g.Material(name="face", pbrMetallicRoughness=g.PbrMetallicRoughness(
-            baseColorFactor=list(_FACE_COLOR), metallicFactor=0.0, roughnessFactor=0.6)),
+            baseColorFactor=list(_FACE_COLOR), metallicFactor=0.0, roughnessFactor=0.55)),
     ]
 
     # Body mesh.
@@ -305,12 +247,8 @@ def add_avatar(b: Builder, names: list[str]) -> AvatarNodes:
     idx = b.accessor(body["faces"].reshape(-1), target=g.ELEMENT_ARRAY_BUFFER)
     gltf.meshes.append(g.Mesh(name="mannequin", primitives=[g.Primitive(attributes=attrs, indices=idx, material=0)]))
 
-    # Face mesh with the 52 ARKit morph targets, rigidly skinned to the head.
-    nf = len(face["vertices"])
-    fj = np.zeros((nf, 4), np.uint8)
-    fj[:, 0] = JOINT_INDEX["head"]
-    fw = np.zeros((nf, 4), np.float32)
-    fw[:, 0] = 1
+    # Head mesh with the 52 ARKit morph targets, skinned to head, jaw, eyes, neck and spine3.
+    fj, fw = face["skin_joints"], face["skin_weights"]
     fattrs = g.Attributes(
         POSITION=b.accessor(face["vertices"], target=g.ARRAY_BUFFER, minmax=True),
         NORMAL=b.accessor(face["normals"], target=g.ARRAY_BUFFER),
@@ -320,7 +258,8 @@ def add_avatar(b: Builder, names: list[str]) -> AvatarNodes:
     fidx = b.accessor(face["faces"].reshape(-1), target=g.ELEMENT_ARRAY_BUFFER)
     targets = [{"POSITION": b.sparse_vec3(face["targets"][k])} for k in range(NUM_ARKIT)]
     gltf.meshes.append(g.Mesh(
-        name="face_arkit52", weights=[0.0] * NUM_ARKIT, extras={"targetNames": list(ARKIT_NAMES)},
+        name="face_arkit52", weights=[0.0] * NUM_ARKIT,
+        extras={"targetNames": list(ARKIT_NAMES), "license": "MIT", "credit": head_asset()["meta"]["credit"]},
         primitives=[g.Primitive(attributes=fattrs, indices=fidx, material=1, targets=targets)]))
 
     # Mesh nodes at the scene root, without transforms (spec 3.7.3: skinned meshes ignore them).

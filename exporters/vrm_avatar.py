@@ -1,4 +1,4 @@
-"""A procedural VRM 1.0 avatar (``.vrm``): the GLB exporter's mannequin and ARKit face as a VRM humanoid.
+"""The default VRM 1.0 avatar (``.vrm``): the GLB exporter's mannequin with the scanned ARKit head as a VRM humanoid.
 
 A ``.vrm`` file is a binary glTF 2.0 file with the root extension ``VRMC_vrm`` (specification:
 ``vrm-c/vrm-specification``, ``specification/VRMC_vrm-1.0/``; cited "VRM <file>"). Any VRM 1.0 tool can load
@@ -8,9 +8,9 @@ it (three-vrm's ``VRMLoaderPlugin``, UniVRM, VRM4U, VSeeFace ...), and a ``.vrma
 What the file holds:
 
 * **Mesh and skeleton**: exactly those of :mod:`exporters.glb` (:func:`exporters.glb.add_avatar`): the
-  ``mannequin-x`` wooden mannequin skinned to the 55 SMPL-X joints and the procedural head with the 52
-  ARKit morph targets (``mesh.extras.targetNames``, VRM README "targetNames"). No animation (VRM README
-  "Unused Items").
+  ``mannequin-x`` wooden mannequin skinned to the 55 SMPL-X joints and the ICT-FaceKit head (MIT; see
+  :mod:`exporters.build_head`) with the 52 ARKit morph targets (``mesh.extras.targetNames``, VRM README
+  "targetNames"), its eyeballs skinned to the eye joints. No animation (VRM README "Unused Items").
 * **Rest pose** (VRM ``tpose.md``): the VRM T-pose: standing on ``y = 0`` facing +Z, arms along ±X, the
   avatar's left on +X, palms down, thumbs between ±X and +Z; every node has identity rotation and unit
   scale (translations only), so the normalized and raw humanoid bones coincide. One deviation, from the
@@ -21,29 +21,27 @@ What the file holds:
 * **Meta** (VRM ``meta.md``): ``licenseUrl`` is the VRM Public License 1.0 URL (the spec requires it and
   three-vrm rejects any other); the usage flags grant everything (``avatarPermission: everyone``,
   ``commercialUsage: corporation``, redistribution and modification allowed) and ``otherLicenseUrl`` is
-  Apache-2.0, the licence of the ``mannequin-x`` mesh (named in ``thirdPartyLicenses``) and of this
-  project; Apache-2.0 asks for attribution, hence ``creditNotation: required``.
-* **Expressions** (VRM ``expressions.md``), all ``morphTargetBinds`` on the face node:
-
-  - presets ``aa ih ou ee oh blink blinkLeft blinkRight happy angry sad surprised`` from
-    :data:`exporters.vrma.ARKIT_TO_VRM_EXPRESSION`: the table's positive coefficients divided by their
-    largest (``blink = 0.5 eyeBlinkLeft + 0.5 eyeBlinkRight`` becomes binds of weight 1 and 1), so a preset
-    at weight 1 shows the ARKit shape it was read from; negative coefficients (which keep ``aa`` from
-    firing on rounded lips) bind nothing;
-  - presets ``lookUp lookDown lookLeft lookRight`` bound to the ``eyeLook*`` targets (the avatar's own
-    left: ``lookLeft`` = ``eyeLookOutLeft`` + ``eyeLookInRight``), driven by LookAt;
-  - the 52 ARKit names (:data:`motion.conventions.ARKIT_NAMES`, lowerCamel, "perfect sync") as custom
-    expressions, each bound to its own target with weight 1.
-
-* **LookAt** (VRM ``lookAt.md``): ``type: expression`` (the eyes are painted on the head, so there are
-  no eye meshes to rotate), ``offsetFromHeadBone`` = midpoint of the eye joints minus the head joint;
-  range maps with ``outputScale`` 1 reach full ``eyeLook*`` weight at the angles of
-  :data:`motion.face_idle.DEFAULT_GAZE_SCALE` (measured radians per unit eyeLook weight).
+  Apache-2.0, the licence of the ``mannequin-x`` mesh and of this project; the head is ICT-FaceKit's (MIT),
+  both named in ``thirdPartyLicenses`` and ``copyrightInformation``; both ask for attribution, hence
+  ``creditNotation: required``.
+* **Expressions** (VRM ``expressions.md``), all ``morphTargetBinds`` on the face node. **Binding scheme**:
+  the face is the 52 ARKit names (:data:`motion.conventions.ARKIT_NAMES`, lowerCamel, "perfect sync") as
+  custom expressions, each bound to its own morph target at weight 1, so driving them (our viewer, a
+  ``.vrma`` from :mod:`exporters.vrma`, the default ``expressions="arkit"``) puts each ARKit weight in [0, 1]
+  on exactly one morph. For apps that drive presets only there are the presets ``aa ih ou ee oh blink
+  blinkLeft blinkRight happy angry sad surprised`` from :data:`exporters.vrma.ARKIT_TO_VRM_EXPRESSION` (the
+  table's positive coefficients divided by their largest, so that a preset at weight 1 shows the ARKit
+  shape it was read from; negative coefficients bind nothing). They bind the same morphs as the ARKit
+  expressions, and the VRM runtime adds expressions: **drive one set, never both** (our exporters and
+  viewer never do). There are no ``look*`` presets: gaze turns the eyeballs (LookAt ``bone``).
+* **LookAt** (VRM ``lookAt.md``): ``type: bone``: the eyeballs are meshes skinned to ``leftEye``/``rightEye``;
+  ``offsetFromHeadBone`` = midpoint of the eye joints minus the head joint; every range map is the identity
+  up to :data:`GAZE_LIMIT_DEG` (``inputMaxValue = outputScale``), so an eye turns by the gaze angle the
+  clip gives its eye joint, as in the GLB.
 * **FirstPerson** (VRM ``firstPerson.md``): the face is ``thirdPersonOnly``, the body ``auto``.
 """
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
 
@@ -52,7 +50,6 @@ import pygltflib as g
 from motion.conventions import (
     ARKIT_INDEX, ARKIT_NAMES, JOINT_INDEX, SMPLX_JOINT_NAMES, SMPLX_TO_VRM, rest_joint_positions,
 )
-from motion.face_idle import DEFAULT_GAZE_SCALE
 
 from . import glb
 from ._gltf import Builder, save_glb
@@ -68,10 +65,13 @@ META = {
     "name": "ChatAnyone mannequin",
     "version": "1.0",
     "authors": ["ChatAnyone Bridge"],
-    "copyrightInformation": "Procedural head and rig: ChatAnyone Bridge (Apache-2.0). "
-                            "Body mesh: mannequin-x wooden mannequin, Andrea Boscolo Camiletto (Apache-2.0).",
-    "references": ["https://pypi.org/project/mannequin-x/"],
-    "thirdPartyLicenses": "Body mesh and skin weights: mannequin-x 0.3 'wooden' mannequin "
+    "copyrightInformation": "Head: ICT-FaceKit, (c) 2020 USC Institute for Creative Technologies (MIT). "
+                            "Body mesh: mannequin-x wooden mannequin, Andrea Boscolo Camiletto (Apache-2.0). "
+                            "Rig, tongueOut and colours: ChatAnyone Bridge (Apache-2.0).",
+    "references": ["https://github.com/ICT-VGL/ICT-FaceKit", "https://pypi.org/project/mannequin-x/"],
+    "thirdPartyLicenses": "Head mesh and ARKit shapes: ICT-FaceKit FaceXModel, (c) 2020 USC Institute for Creative "
+                          "Technologies, MIT License, https://github.com/ICT-VGL/ICT-FaceKit/blob/master/LICENSE. "
+                          "Body mesh and skin weights: mannequin-x 0.3 'wooden' mannequin "
                           "(assets/wooden.npz), Apache License 2.0, " + APACHE_2_URL,
     "licenseUrl": VRM_LICENSE_URL,
     "avatarPermission": "everyone",
@@ -86,13 +86,8 @@ META = {
     "otherLicenseUrl": APACHE_2_URL,
 }
 
-#: LookAt expression presets -> ARKit targets at weight 1 (the avatar's own left/right, as ARKit).
-LOOK_EXPRESSIONS: dict[str, tuple[str, ...]] = {
-    "lookUp": ("eyeLookUpLeft", "eyeLookUpRight"),
-    "lookDown": ("eyeLookDownLeft", "eyeLookDownRight"),
-    "lookLeft": ("eyeLookOutLeft", "eyeLookInRight"),
-    "lookRight": ("eyeLookInLeft", "eyeLookOutRight"),
-}
+#: Largest gaze angle (degrees) the eyes follow; the range maps are the identity up to it.
+GAZE_LIMIT_DEG = 40.0
 
 
 def preset_binds() -> dict[str, dict[str, float]]:
@@ -101,8 +96,6 @@ def preset_binds() -> dict[str, dict[str, float]]:
     for name, mix in ARKIT_TO_VRM_EXPRESSION.items():
         top = max(c for c in mix.values() if c > 0)
         out[name] = {k: round(c / top, 6) for k, c in mix.items() if c > 0}
-    for name, targets in LOOK_EXPRESSIONS.items():
-        out[name] = {k: 1.0 for k in targets}
     return out
 
 
@@ -112,8 +105,8 @@ def _expression(face_node: int, binds: dict[str, float]) -> dict:
             "isBinary": False, "overrideBlink": "none", "overrideLookAt": "none", "overrideMouth": "none"}
 
 
-def _range_map(radians: float) -> dict:
-    return {"inputMaxValue": round(math.degrees(radians), 3), "outputScale": 1.0}
+def _range_map() -> dict:
+    return {"inputMaxValue": GAZE_LIMIT_DEG, "outputScale": GAZE_LIMIT_DEG}
 
 
 def build() -> g.GLTF2:
@@ -135,12 +128,12 @@ def build() -> g.GLTF2:
         "firstPerson": {"meshAnnotations": [{"node": avatar.body, "type": "auto"},
                                             {"node": face, "type": "thirdPersonOnly"}]},
         "lookAt": {
-            "type": "expression",
+            "type": "bone",
             "offsetFromHeadBone": offset,
-            "rangeMapHorizontalInner": _range_map(DEFAULT_GAZE_SCALE["in"]),
-            "rangeMapHorizontalOuter": _range_map(DEFAULT_GAZE_SCALE["out"]),
-            "rangeMapVerticalDown": _range_map(DEFAULT_GAZE_SCALE["down"]),
-            "rangeMapVerticalUp": _range_map(DEFAULT_GAZE_SCALE["up"]),
+            "rangeMapHorizontalInner": _range_map(),
+            "rangeMapHorizontalOuter": _range_map(),
+            "rangeMapVerticalDown": _range_map(),
+            "rangeMapVerticalUp": _range_map(),
         },
         "expressions": {
             "preset": {name: _expression(face, binds) for name, binds in preset_binds().items()},
@@ -153,12 +146,12 @@ def build() -> g.GLTF2:
 
 
 def vrm_avatar_bytes() -> bytes:
-    """The avatar as ``.vrm`` file bytes (about 1.7 MB), e.g. to serve it over HTTP."""
+    """The avatar as ``.vrm`` file bytes (about 6.6 MB), e.g. to serve it over HTTP."""
     return b"".join(build().save_to_bytes())
 
 
 def write_vrm_avatar(path: str | os.PathLike) -> Path:
-    """Write the procedural VRM 1.0 avatar (see the module docstring) to ``path`` (``.vrm``).
+    """Write the default VRM 1.0 avatar (see the module docstring) to ``path`` (``.vrm``).
 
     Returns:
         The written path.

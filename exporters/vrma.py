@@ -8,7 +8,7 @@ A ``.vrma`` is a binary glTF 2.0 file with the root extension ``VRMC_vrm_animati
     "extensions": {"VRMC_vrm_animation": {
         "specVersion": "1.0",
         "humanoid": {"humanBones": {"hips": {"node": 0}, "spine": {"node": 3}, ...}},
-        "expressions": {"preset": {"aa": {"node": 55}, ...}, "custom": {"jawOpen": {"node": 70}, ...}},
+        "expressions": {"custom": {"jawOpen": {"node": 55}, ...}},
         "lookAt": {"node": 54, "offsetFromHeadBone": [0.0, 0.065, 0.085]}}}
 
 What the file holds:
@@ -23,12 +23,17 @@ What the file holds:
   LINEAR ``rotation`` channel (xyzw, sign-made continuous); only ``hips`` has a ``translation`` channel
   (rest position + ``clip.translation``), as the spec requires; no scale.
 * **Expressions** (VRMA "Expressions"): one node per expression at the scene root; the expression's weight
-  is the node's animated ``translation.x`` (``y = z = 0``), in [0, 1]. Preset expressions come from the
-  ARKit weights through :data:`ARKIT_TO_VRM_EXPRESSION`; the 52 ARKit blendshapes are also written as
-  custom expressions named as in :data:`motion.conventions.ARKIT_NAMES` (lowerCamel ``jawOpen``: the
-  "perfect sync" names of VRM 1.0 avatars). ``lookUp/Down/Left/Right`` are not written (the spec forbids
-  them; gaze is LookAt). Caution: an avatar that has *both* presets and ARKit custom expressions applies
-  both; pass ``expressions="preset"`` or ``"arkit"`` to write one set.
+  is the node's animated ``translation.x`` (``y = z = 0``), in [0, 1]. **One set per file** (the binding
+  scheme, so that no morph is driven by two expressions): ``expressions="arkit"`` (default) writes the 52
+  ARKit blendshapes as custom expressions named as in :data:`motion.conventions.ARKIT_NAMES` (lowerCamel
+  ``jawOpen``: the "perfect sync" names; our VRM avatar binds each to its own morph target at weight 1);
+  ``expressions="preset"`` writes the VRM presets from the ARKit weights through
+  :data:`ARKIT_TO_VRM_EXPRESSION`, for avatars without ARKit expressions. A perfect-sync avatar binds its
+  presets and its ARKit expressions to the same morphs and three-vrm adds the two (expressions.md
+  "Expression update algorithm"), so writing both would over-drive them; ``"all"`` is refused.
+  ``lookUp/Down/Left/Right`` are not written (the spec forbids them; gaze is LookAt). Within the preset set,
+  ``blink`` = min(left, right) and ``blinkLeft``/``blinkRight`` carry the rest of each eye, so that an
+  avatar binding ``blink`` and ``blinkLeft`` to the same lid never sees more than the ARKit weight.
 * **LookAt** (VRMA "LookAt"): a node named ``lookAt``, child of the head bone, at the midpoint of the eyes
   (``offsetFromHeadBone``); its animated local rotation is the gaze: the normalised mean of the two eye
   joints' rotations (relative to the head, rest gaze +Z). Readers take yaw about Y and pitch about X from
@@ -56,7 +61,7 @@ from ._gltf import AnimationBuilder, save_glb, Builder, continuous_quats
 
 EXTENSION = "VRMC_vrm_animation"
 SPEC_VERSION = "1.0"
-EXPRESSION_OPTIONS = ("all", "preset", "arkit")
+EXPRESSION_OPTIONS = ("arkit", "preset")
 
 # --------------------------------------------------------------------------------------------------
 # Tables
@@ -102,10 +107,19 @@ def expression_matrix() -> tuple[list[str], np.ndarray]:
 
 
 def preset_weights(face: np.ndarray) -> dict[str, np.ndarray]:
-    """ARKit weights ``[T, 52]`` -> ``{preset name: [T] float32 weight in [0, 1]}`` (see the table)."""
+    """ARKit weights ``[T, 52]`` -> ``{preset name: [T] float32 weight in [0, 1]}``: the table, except the
+    blinks: ``blink = min(eyeBlinkLeft, eyeBlinkRight)``, ``blinkLeft = eyeBlinkLeft - blink``, ``blinkRight =
+    eyeBlinkRight - blink`` (each lid's total stays its ARKit weight on avatars whose ``blink`` and
+    ``blinkLeft`` bind the same lid)."""
     names, m = expression_matrix()
-    w = np.clip(np.asarray(face, np.float64) @ m, 0.0, 1.0).astype(np.float32)
-    return {n: w[:, k] for k, n in enumerate(names)}
+    face = np.asarray(face, np.float64)
+    w = np.clip(face @ m, 0.0, 1.0)
+    left, right = face[:, ARKIT_INDEX["eyeBlinkLeft"]], face[:, ARKIT_INDEX["eyeBlinkRight"]]
+    both = np.clip(np.minimum(left, right), 0, 1)
+    w[:, names.index("blink")] = both
+    w[:, names.index("blinkLeft")] = np.clip(left - both, 0, 1)
+    w[:, names.index("blinkRight")] = np.clip(right - both, 0, 1)
+    return {n: w[:, k].astype(np.float32) for k, n in enumerate(names)}
 
 
 def gaze_quats(rotations: np.ndarray) -> np.ndarray:
@@ -123,7 +137,7 @@ def gaze_quats(rotations: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Writer
 # --------------------------------------------------------------------------------------------------
-def build(clip: MotionClip, *, expressions: str = "all") -> g.GLTF2:
+def build(clip: MotionClip, *, expressions: str = "arkit") -> g.GLTF2:
     """The in-memory :class:`pygltflib.GLTF2` that :func:`write` saves (binary blob attached).
 
     Raises:
@@ -132,7 +146,8 @@ def build(clip: MotionClip, *, expressions: str = "all") -> g.GLTF2:
     if not isinstance(clip, MotionClip):
         raise ChatAnyoneError(f"vrma.write needs a MotionClip, got {type(clip).__name__}")
     if expressions not in EXPRESSION_OPTIONS:
-        raise ChatAnyoneError(f"expressions must be one of {EXPRESSION_OPTIONS}, got {expressions!r}")
+        raise ChatAnyoneError(f"expressions must be one of {EXPRESSION_OPTIONS} (one set: an avatar with both "
+                              f"would add them and over-drive its morphs), got {expressions!r}")
     if clip.num_frames < 1:
         raise ChatAnyoneError("cannot export an empty clip (0 frames) to VRM Animation")
     gltf = g.GLTF2(asset=g.Asset(version="2.0", generator="ChatAnyone Bridge exporters.vrma"))
@@ -160,9 +175,9 @@ def build(clip: MotionClip, *, expressions: str = "all") -> g.GLTF2:
 
     # Expression nodes at the scene root (VRMA "Expressions").
     weights: dict[str, dict[str, np.ndarray]] = {"preset": {}, "custom": {}}
-    if expressions in ("all", "preset"):
+    if expressions == "preset":
         weights["preset"] = preset_weights(clip.face)
-    if expressions in ("all", "arkit"):
+    else:
         weights["custom"] = {n: clip.face[:, k] for k, n in enumerate(ARKIT_NAMES)}
     expr_nodes: dict[str, dict[str, int]] = {"preset": {}, "custom": {}}
     for kind in ("preset", "custom"):
@@ -201,7 +216,7 @@ def build(clip: MotionClip, *, expressions: str = "all") -> g.GLTF2:
     return gltf
 
 
-def write(clip: MotionClip, path: str | os.PathLike, *, expressions: str = "all") -> Path:
+def write(clip: MotionClip, path: str | os.PathLike, *, expressions: str = "arkit") -> Path:
     """Write ``clip`` as a VRM Animation ``.vrma`` (see the module docstring for the contents).
 
     Args:
@@ -209,10 +224,11 @@ def write(clip: MotionClip, path: str | os.PathLike, *, expressions: str = "all"
             rotations (53 bones) and LookAt (eye joints), ``translation [T, 3]`` metres -> hips translation,
             ``face [T, 52]`` -> expression weights.
         path: destination file (``.vrma``); its folder must exist.
-        expressions: ``"all"`` (VRM presets from :data:`ARKIT_TO_VRM_EXPRESSION` and the 52 ARKit names
-            as custom expressions), ``"preset"`` or ``"arkit"``.
+        expressions: ``"arkit"`` (default: the 52 ARKit names as custom expressions, for perfect-sync
+            avatars such as ours) or ``"preset"`` (VRM presets from :data:`ARKIT_TO_VRM_EXPRESSION`, for
+            avatars without ARKit expressions); never both (see the module docstring).
     Returns:
-        The written path. About 1.6 kB per frame with ``"all"`` (28 MB for 10 minutes at 30 fps).
+        The written path. About 1.4 kB per frame with ``"arkit"`` (25 MB for 10 minutes at 30 fps).
     Raises:
         ChatAnyoneError: not a MotionClip, an empty clip, unknown ``expressions``, a missing or unwritable
             folder. Written atomically: on failure nothing is left at ``path``.

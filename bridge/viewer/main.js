@@ -5,6 +5,7 @@
 //   token=SECRET        sent to the stream as ?token=SECRET (needed when the server is not on loopback)
 //   avatar=URL          avatar to load first (default: config.avatar_url, i.e. /avatar.vrm from `chatanyone serve`)
 //   audio=0             do not play the server's audio
+//   camera=face|body    first camera preset (default face: head and shoulders; body: head to hips)
 //
 // config.json (written by bridge/serve.py, so that the tables exist once, in Python):
 //   ws_port, avatar_url, audio_url, audio_offset_s,
@@ -120,19 +121,38 @@ async function loadAvatar(url, name) {
   rebind();
 }
 
-function frameCamera() {
-  // Head to hips in view (the model moves the upper body), seen from the front (+Z).
-  const head = findBone("head");
-  const hips = findBone("hips");
+/** Camera presets: "face" (head and shoulders: the face fills about a third of the height, enough to read
+ * the lips) and "body" (head to hips: the gestures). Heights in metres around the avatar's own bones. */
+const CAMERA_PRESETS = {
+  face: { top: ["head", 0.24], bottom: ["neck", -0.2] },
+  body: { top: ["head", 0.25], bottom: ["hips", -0.15] },
+};
+let cameraPreset = CAMERA_PRESETS[query.get("camera")] ? query.get("camera") : "face";
+
+function frameCamera(preset = cameraPreset) {
+  cameraPreset = preset;
+  for (const el of document.querySelectorAll("[data-camera]")) el.setAttribute("aria-pressed", String(el.dataset.camera === preset));
+  if (!avatar) return;
+  const spec = CAMERA_PRESETS[preset];
+  avatar.root.updateMatrixWorld(true);
   const box = new THREE.Box3().setFromObject(avatar.root);
-  const top = head ? head.getWorldPosition(new THREE.Vector3()).y + 0.25 : box.max.y;
-  const bottom = hips ? hips.getWorldPosition(new THREE.Vector3()).y - 0.15 : box.min.y;
+  const y = ([bone, dy], fallback) => {
+    const node = findBone(bone);
+    return node ? node.getWorldPosition(new THREE.Vector3()).y + dy : fallback;
+  };
+  const top = y(spec.top, box.max.y);
+  const bottom = y(spec.bottom, box.min.y);
   const mid = 0.5 * (top + bottom);
-  const dist = (0.5 * (top - bottom)) / Math.tan(THREE.MathUtils.degToRad(camera.fov / 2)) * 1.15;
-  controls.target.set(0, mid, 0);
-  camera.position.set(0, mid, dist);
+  // Leave room for the status bar at the top of the page.
+  const bar = document.getElementById("bar").getBoundingClientRect().height / Math.max(1, view.clientHeight);
+  const halfFov = THREE.MathUtils.degToRad(camera.fov / 2);
+  const dist = (0.5 * (top - bottom)) / Math.tan(halfFov) / (1 - bar) * 1.08;
+  const lift = bar * Math.tan(halfFov) * dist;       // shift the view up by the bar's share
+  controls.target.set(0, mid + lift, 0);
+  camera.position.set(0, mid + lift, dist);
   controls.update();
 }
+for (const el of document.querySelectorAll("[data-camera]")) el.addEventListener("click", () => frameCamera(el.dataset.camera));
 
 function findBone(vrmName) {
   if (!avatar) return null;
@@ -178,15 +198,29 @@ function rebind() {
       if (name) b.face.push({ index: i, name });
     });
     if (b.face.length === 0 && em) {
+      const blinkNames = {};
       for (const [preset, coefs] of Object.entries(config.arkit_to_vrm_preset || {})) {
         const name = byLower.get(preset.toLowerCase());
         if (!name) continue;
+        if (preset === "blink" || preset === "blinkLeft" || preset === "blinkRight") {
+          blinkNames[preset] = name;
+          continue;
+        }
         const terms = Object.entries(coefs).map(([n, c]) => [faceNames.indexOf(n), c]).filter(([i]) => i >= 0);
         b.presets.push({ name, terms });
       }
+      const left = faceNames.indexOf("eyeBlinkLeft"), right = faceNames.indexOf("eyeBlinkRight");
+      if (Object.keys(blinkNames).length && left >= 0 && right >= 0) {
+        b.blinks = { names: blinkNames, left, right };
+        for (const name of Object.values(blinkNames)) b.presets.push({ name, terms: [] }); // listed, set below
+      }
     }
+    // Gaze: a bone LookAt turns the eyeballs (the eyeLook* expressions then move only the lids); an
+    // expression LookAt drives the look* presets, unless the stream's eyeLook* expressions already do.
+    const applier = vrm.lookAt && vrm.lookAt.applier;
+    const boneLookAt = !!applier && applier.constructor && applier.constructor.type === "bone";
     const gazeByExpressions = b.face.some((f) => faceNames[f.index].startsWith("eyeLook"));
-    if (vrm.lookAt && !gazeByExpressions) {
+    if (vrm.lookAt && (boneLookAt || !gazeByExpressions)) {
       const eyes = ["left_eye_smplhf", "right_eye_smplhf"].map((n) => jointNames.indexOf(n)).filter((i) => i >= 0);
       if (eyes.length) b.lookAt = eyes;
     }
@@ -244,6 +278,15 @@ function applyFrame(frame) {
       let w = 0;
       for (const [i, c] of p.terms) w += c * face[i];
       em.setValue(p.name, Math.min(1, Math.max(0, w)));
+    }
+    if (binding.blinks) {
+      // blink = min(left, right), blinkLeft/Right = the rest of each eye (exporters.vrma.preset_weights):
+      // an avatar binding blink and blinkLeft to the same lid never sees more than the ARKit weight.
+      const [l, r] = [face[binding.blinks.left], face[binding.blinks.right]];
+      const both = Math.min(1, Math.max(0, Math.min(l, r)));
+      if (binding.blinks.names.blink) em.setValue(binding.blinks.names.blink, both);
+      if (binding.blinks.names.blinkLeft) em.setValue(binding.blinks.names.blinkLeft, Math.max(0, l - both));
+      if (binding.blinks.names.blinkRight) em.setValue(binding.blinks.names.blinkRight, Math.max(0, r - both));
     }
   }
   for (const m of binding.morphs) m.mesh.morphTargetInfluences[m.target] = face[m.index];
@@ -321,7 +364,10 @@ class AudioSync {
     this.source = null;
     this.startedAt = 0;
     this.startOffset = 0;
-    soundButton.addEventListener("click", () => this.ctx.resume());
+    soundButton.addEventListener("click", () => {
+      this.ctx.resume();
+      soundButton.hidden = true;
+    });
   }
 
   async load() {
@@ -343,7 +389,7 @@ class AudioSync {
     const want = timeS + this.offset;
     if (this.ctx.state !== "running") {
       soundButton.hidden = false;
-      state.audio = "blocked (click enable sound)";
+      state.audio = "blocked (click to enable sound)";
       return;
     }
     soundButton.hidden = true;

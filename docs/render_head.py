@@ -1,0 +1,103 @@
+"""Render the default avatar's head in Blender (headless): a contact sheet of the 52 ARKit shapes, or frames
+of a clip. Run by ``docs/make_contact_sheets.py``; usage inside Blender::
+
+    blender -b --factory-startup --python docs/render_head.py -- FILE.glb OUT_DIR --shapes|--frames 0,10,..
+        [--size 256] [--engine BLENDER_WORKBENCH|BLENDER_EEVEE|CYCLES]
+
+``--shapes``: OUT_DIR/neutral.png and OUT_DIR/<arkit name>.png with that one shape key at 1 (all others 0).
+``--frames``: OUT_DIR/frame_<n>.png with the GLB's animation at scene frame n (30 fps, glTF seconds x 30).
+The camera looks at the face from the front (+Z in glTF, -Y in Blender), slightly from the avatar's left.
+"""
+import math
+import sys
+
+import bpy
+import numpy
+from mathutils import Vector
+
+if "bool" not in numpy.__dict__:          # Debian's Blender 3.4 glTF importer on numpy >= 1.24 (see tests)
+    numpy.bool = bool
+
+argv = sys.argv[sys.argv.index("--") + 1:]
+path, out = argv[0], argv[1]
+size = int(argv[argv.index("--size") + 1]) if "--size" in argv else 256
+engine = argv[argv.index("--engine") + 1] if "--engine" in argv else "BLENDER_WORKBENCH"
+view = argv[argv.index("--view") + 1] if "--view" in argv else "face"
+
+bpy.ops.wm.read_factory_settings(use_empty=True)
+scene = bpy.context.scene
+scene.render.fps = 30
+bpy.ops.import_scene.gltf(filepath=path)
+face = next(o for o in scene.objects if o.type == "MESH" and o.data.shape_keys)
+arm = next(o for o in scene.objects if o.type == "ARMATURE")
+keys = face.data.shape_keys.key_blocks
+
+scene.render.engine = engine
+scene.render.resolution_x = scene.render.resolution_y = size
+scene.render.film_transparent = False
+if engine == "BLENDER_WORKBENCH":
+    sh = scene.display.shading
+    sh.light = "STUDIO"
+    sh.color_type = "VERTEX" if view == "face" else "MATERIAL"
+    sh.show_specular_highlight = True
+    sh.show_cavity = False
+    scene.display.render_aa = "8"
+elif engine == "CYCLES":
+    scene.cycles.samples = 16
+    scene.cycles.device = "CPU"
+world = bpy.data.worlds.new("w")
+world.color = (0.16, 0.17, 0.19)
+scene.world = world
+
+head = arm.pose.bones["head"] if "head" in arm.pose.bones else None
+
+
+def head_world() -> Vector:
+    bpy.context.view_layer.update()
+    return arm.matrix_world @ head.head
+
+
+cam_data = bpy.data.cameras.new("cam")
+cam = bpy.data.objects.new("cam", cam_data)
+scene.collection.objects.link(cam)
+scene.camera = cam
+
+
+def aim(target: Vector) -> None:
+    if view == "face":
+        cam_data.lens = 85
+        offset = Vector((0.12, -0.62, 0.02))
+    else:                                    # head and shoulders
+        cam_data.lens = 50
+        offset = Vector((0.25, -1.6, 0.0))
+    cam.location = target + offset
+    d = target - cam.location
+    cam.rotation_euler = d.to_track_quat("-Z", "Y").to_euler()
+
+
+def render(name: str) -> None:
+    t = head_world() + (Vector((0, 0, 0.07)) if view == "face" else Vector((0, 0, -0.05)))
+    aim(t)
+    scene.render.filepath = f"{out}/{name}.png"
+    bpy.ops.render.render(write_still=True)
+
+
+if "--shapes" in argv:
+    if arm.animation_data:
+        arm.animation_data.action = None
+    if face.data.shape_keys.animation_data:
+        face.data.shape_keys.animation_data.action = None
+    for k in keys[1:]:
+        k.value = 0.0
+    only = argv[argv.index("--shapes") + 1].split(",") if len(argv) > argv.index("--shapes") + 1 and not argv[argv.index("--shapes") + 1].startswith("--") else None
+    render("neutral")
+    for k in keys[1:]:
+        if only and k.name not in only:
+            continue
+        k.value = 1.0
+        render(k.name)
+        k.value = 0.0
+if "--frames" in argv:
+    for f in [int(x) for x in argv[argv.index("--frames") + 1].split(",")]:
+        scene.frame_set(f)
+        render(f"frame_{f:04d}")
