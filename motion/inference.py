@@ -23,6 +23,7 @@ from .clip import MotionClip
 from .conventions import ARKIT_MOUTH, BODY_STAGE_JOINTS, EYE_JOINTS, HEAD_JOINTS
 from .errors import AudioError, ChatAnyoneError
 from .face_idle import IDLE_MASK, FaceIdleModel
+from .posture import upright
 from .features import extract_features
 from .model import MotionDenoiser
 from .representation import assemble, body_vector, face_vector
@@ -378,7 +379,8 @@ class MotionGenerator:
         :func:`motion.train.fit_body_gain`; fitted for the offline sampler, the streaming API turns it off),
         de-normalises both stage vectors, fills the channels the model
         does not make (blinks, brows, gaze, squint, cheeks, nose) from ``idle_face`` ``[T, 52]`` and
-        ``eye_rotations`` ``[T, 2, 4]`` (a :class:`FaceIdleModel` sample), then applies ``intensity``.
+        ``eye_rotations`` ``[T, 2, 4]`` (a :class:`FaceIdleModel` sample), then applies ``intensity`` and
+        the captured standing posture (:func:`motion.posture.upright`: a constant pelvis rotation, legs kept).
         Frame-local, so the streaming API can use it chunk by chunk.
         """
         m = self.models
@@ -395,7 +397,8 @@ class MotionGenerator:
         face[:, fill] = idle_face[:, fill]
         rot = clip.rotations.copy()
         rot[:, list(EYE_JOINTS)] = eye_rotations
-        return _apply_intensity(face, rot, intensity, self.reference_pose)
+        face, rot = _apply_intensity(face, rot, intensity, self.reference_pose)
+        return face, upright(rot)  # stand as the captured speaker stood (motion.posture)
 
     @property
     def reference_pose(self) -> np.ndarray:
