@@ -128,28 +128,118 @@ def test_face_mesh_has_arkit_targets(written):
     assert diff.min() > 1e-3, "targets are distinct"
 
 
-def test_face_targets_are_where_their_names_say(written):
-    _, gltf = written
-    mesh = next(m for m in gltf.meshes if m.primitives[0].targets)
-    prim = mesh.primitives[0]
-    base = read_accessor(gltf, prim.attributes.POSITION)
-    center = (base.min(0) + base.max(0)) / 2
-    disp = {n: read_accessor(gltf, prim.targets[i]["POSITION"]) for i, n in enumerate(ARKIT_NAMES)}
+def _face_prim(gltf):
+    return next(m for m in gltf.meshes if m.primitives[0].targets).primitives[0]
 
-    def where(name):  # displacement-weighted centroid, relative to the face centre
+
+@pytest.fixture(scope="module")
+def head(written):
+    """The head as the GLB holds it: rest positions [V, 3] and {ARKit name: displacement [V, 3]} (metres), and
+    the asset's 68 landmark vertices (iBUG-300W order: 36-41 right eye, 42-47 left eye, 60-67 inner lips)."""
+    _, gltf = written
+    prim = _face_prim(gltf)
+    base = read_accessor(gltf, prim.attributes.POSITION).astype(np.float64)
+    disp = {n: read_accessor(gltf, prim.targets[i]["POSITION"]).astype(np.float64) for i, n in enumerate(ARKIT_NAMES)}
+    return base, disp, glb.head_asset()["landmarks_ibug68"].astype(np.int64)
+
+
+def _posed(head, name, weight=1.0):
+    base, disp, lm = head
+    return (base + weight * disp[name])[lm] if name else base[lm]
+
+
+def _lid_gaps(p: np.ndarray, eye: str) -> np.ndarray:
+    """Vertical distances (metres) between the upper and lower lid contours (landmarks) across the middle of
+    one eye: both contours interpolated at 5 x positions between the eye's corners."""
+    upper, lower = ([42, 43, 44, 45], [42, 47, 46, 45]) if eye == "left" else ([36, 37, 38, 39], [36, 41, 40, 39])
+    xs = np.linspace(p[upper[0], 0], p[upper[-1], 0], 9)[2:-2]
+
+    def y_at(ids):
+        x, y = p[ids, 0], p[ids, 1]
+        o = np.argsort(x)
+        return np.interp(xs, x[o], y[o])
+    return y_at(upper) - y_at(lower)
+
+
+def test_jaw_open_parts_the_lips(head):
+    rest, opened = _posed(head, None), _posed(head, "jawOpen")
+    assert np.linalg.norm(rest[62] - rest[66]) < 0.002                  # closed at rest
+    assert np.linalg.norm(opened[62] - opened[66]) >= 0.010              # inner-lip midpoints >= 10 mm apart
+    assert opened[66, 1] < rest[66, 1] - 0.01                            # the lower lip goes down
+
+
+def test_blinks_close_each_eye_and_only_that_eye(head):
+    rest = _posed(head, None)
+    for eye, name, other in (("left", "eyeBlinkLeft", "right"), ("right", "eyeBlinkRight", "left")):
+        assert _lid_gaps(rest, eye).min() > 0.005                         # open at rest (> 5 mm)
+        closed = _posed(head, name)
+        assert np.abs(_lid_gaps(closed, eye)).max() <= 0.001, (name, _lid_gaps(closed, eye))
+        assert _lid_gaps(closed, other).min() > 0.005, name                # the other eye stays open
+
+
+def test_pucker_narrows_and_smile_lifts_the_corners(head):
+    rest = _posed(head, None)
+    width = lambda p, a, b: abs(p[a, 0] - p[b, 0])                        # noqa: E731
+    pucker = _posed(head, "mouthPucker")
+    assert width(pucker, 60, 64) <= 0.8 * width(rest, 60, 64)            # commissures >= 20 % closer
+    assert width(pucker, 48, 54) <= 0.85 * width(rest, 48, 54)           # outer lip corners (ICT scan: 18 %)
+    for name, corners, sx in (("mouthSmileLeft", (54, 64), 1), ("mouthSmileRight", (48, 60), -1)):
+        p = _posed(head, name)
+        for c in corners:
+            assert p[c, 1] - rest[c, 1] > 0.005, (name, c)              # up by more than 5 mm
+            assert sx * (p[c, 0] - rest[c, 0]) > 0.002, (name, c)       # and outwards, on the face's own side
+        other = 48 if sx > 0 else 54
+        assert abs(p[other, 1] - rest[other, 1]) < 0.001, name             # the other corner stays
+
+
+def test_targets_are_on_their_own_side_and_place(head):
+    base, disp, _ = head
+    center = (base.min(0) + base.max(0)) / 2
+
+    def where(name):  # displacement-weighted centroid, relative to the head's centre
         w = np.linalg.norm(disp[name], axis=1)
         return (base * w[:, None]).sum(0) / w.sum() - center
 
     for side, sx in (("Left", 1), ("Right", -1)):  # the face's left is +X
-        for name in ("eyeBlink", "mouthSmile", "browOuterUp", "cheekSquint"):
+        for name in ("eyeBlink", "mouthSmile", "browOuterUp", "cheekSquint", "noseSneer", "eyeSquint"):
             assert np.sign(where(name + side)[0]) == sx, name + side
-    assert where("eyeBlinkLeft")[1] > 0 > where("jawOpen")[1]          # eyes up, jaw down
-    assert disp["jawOpen"][:, 1].min() < -0.01 and disp["jawOpen"][:, 1].max() <= 1e-6
-    assert disp["browInnerUp"][:, 1].max() > 0.005
-    assert disp["tongueOut"][:, 2].max() > 0.01
-    smile = disp["mouthSmileLeft"]
-    k = np.argmax(np.linalg.norm(smile, axis=1))
-    assert smile[k, 1] > 0 and smile[k, 0] > 0                            # corner up and out (+X)
+    assert where("eyeBlinkLeft")[1] > where("jawOpen")[1]                 # eyes above the jaw
+    assert disp["jawOpen"][:, 1].min() < -0.02                            # the chin drops more than 2 cm
+    assert disp["browInnerUp"][:, 1].max() > 0.003 and abs(where("browInnerUp")[0]) < 0.002   # both brows
+    assert disp["cheekPuff"][:, 0].max() > 0.005 and disp["cheekPuff"][:, 0].min() < -0.005   # both cheeks
+    assert disp["tongueOut"][:, 2].max() > 0.03                           # the tongue comes out (> 3 cm)
+
+
+def test_eyes_follow_the_eye_joints_and_the_head_sits_on_the_body(written):
+    _, gltf = written
+    prim = _face_prim(gltf)
+    j = read_accessor(gltf, prim.attributes.JOINTS_0)
+    w = read_accessor(gltf, prim.attributes.WEIGHTS_0)
+    region = glb._face()["region"]
+    for part, joint in (("sclera_left", "left_eye_smplhf"), ("iris_right", "right_eye_smplhf")):
+        m = region == part
+        assert (j[m, 0] == JOINT_INDEX[joint]).all() and np.allclose(w[m, 0], 1), part
+    used = set(np.unique(j[w > 0]))
+    assert {JOINT_INDEX[n] for n in ("head", "jaw", "neck")} <= used
+    # eyeball centres on the eye joints
+    base = read_accessor(gltf, prim.attributes.POSITION)
+    joints = glb._body()["joints"]
+    for part, joint in (("sclera_left", "left_eye_smplhf"), ("sclera_right", "right_eye_smplhf")):
+        p = base[region == part]
+        assert np.allclose((p.min(0) + p.max(0)) / 2, joints[JOINT_INDEX[joint]], atol=1e-3), part
+    # the mannequin's own head is gone: no body vertex in the head's place (above the chin, within the skull)
+    body = read_accessor(gltf, next(m for m in gltf.meshes if not m.primitives[0].targets).primitives[0]
+                         .attributes.POSITION)
+    chin_y = base[glb.head_asset()["landmarks_ibug68"][8], 1]
+    assert not ((body[:, 1] > chin_y) & (np.abs(body[:, 0]) < 0.09)).any()
+
+
+def test_licence_and_credit(written):
+    _, gltf = written
+    assert "ICT-FaceKit" in gltf.asset.copyright and "MIT" in gltf.asset.copyright
+    assert "mannequin-x" in gltf.asset.copyright
+    extras = next(m for m in gltf.meshes if m.primitives[0].targets).extras
+    assert extras["license"] == "MIT" and "Institute for Creative Technologies" in extras["credit"]
 
 
 def test_skin_weights(written):
@@ -165,7 +255,7 @@ def test_skin_weights(written):
     w = read_accessor(gltf, body.attributes.WEIGHTS_0)
     used = set(np.unique(j[w > 0]))
     assert JOINT_INDEX["left_index3"] in used and JOINT_INDEX["right_thumb3"] in used
-    assert JOINT_INDEX["jaw"] not in used          # the mannequin has no jaw: the face carries it
+    assert JOINT_INDEX["jaw"] not in used          # the mannequin has no jaw: the head carries it
 
 
 def test_animation_matches_clip(written, clip):
@@ -219,7 +309,7 @@ def test_bad_options(tmp_path, clip):
 
 def test_sixty_second_clip_is_small(tmp_path):
     path = glb.write(MotionClip.rest(1800, 30.0), tmp_path / "long.glb")
-    assert path.stat().st_size < 5_000_000
+    assert path.stat().st_size < 10_000_000          # ~6.6 MB of avatar (the scanned head) + ~1.1 kB per frame
 
 
 def test_khronos_validator(written):

@@ -1,5 +1,5 @@
 """three.js in headless Chromium plays our exports: the GLB with GLTFLoader + AnimationMixer, and the VRMA on
-the procedural VRM avatar with @pixiv/three-vrm + @pixiv/three-vrm-animation.
+the default VRM avatar with @pixiv/three-vrm + @pixiv/three-vrm-animation.
 
 ``tests/js/threejs_check.mjs`` bundles ``tests/js/threejs_page.mjs`` (esbuild), serves it on 127.0.0.1,
 opens it in Debian's Chromium through playwright-core (fresh profile, WebGL on SwiftShader) and, at two
@@ -68,7 +68,8 @@ def report(clip, frames, tmp_path_factory):
     times = [k / clip.fps for k in frames]
     spec = {"glb": str(glb.write(clip, tmp / "sample.glb")), "vrma": str(vrma.write(clip, tmp / "sample.vrma")),
             "vrm": str(write_vrm_avatar(tmp / "avatar.vrm")), "out": str(tmp / "shots"),
-            "glbTimes": times, "vrmTimes": times, "chromium": CHROMIUM}
+            "glbTimes": times, "vrmTimes": times, "chromium": CHROMIUM,
+            "vrmSweep": [k / clip.fps for k in range(clip.num_frames)]}     # every frame: largest morph weight
     (tmp / "spec.json").write_text(json.dumps(spec))
     proc = subprocess.run([NODE, str(JS / "threejs_check.mjs"), str(tmp / "spec.json")],
                           capture_output=True, text=True, timeout=240, cwd=JS)
@@ -154,10 +155,9 @@ def test_vrm_avatar_loads_in_three_vrm(report):
     v = report["vrm"]
     assert v["metaVersion"] == "1" and v["licenseUrl"] == "https://vrm.dev/licenses/1.0/"
     assert set(v["humanBones"]) == set(SMPLX_TO_VRM.values())
-    assert {"aa", "ih", "ou", "ee", "oh", "blink", "blinkLeft", "blinkRight", "happy",
-            "lookUp", "lookDown", "lookLeft", "lookRight"} <= set(v["presetExpressions"])
+    assert {"aa", "ih", "ou", "ee", "oh", "blink", "blinkLeft", "blinkRight", "happy"} <= set(v["presetExpressions"])
     assert v["customExpressions"] == list(ARKIT_NAMES)
-    assert v["lookAtType"] == "expression"
+    assert v["lookAtType"] == "bone"                      # the eyeballs turn
     assert v["morphTargetNames"] == list(ARKIT_NAMES)
 
 
@@ -165,10 +165,10 @@ def test_vrma_binds_to_the_avatar(report, clip):
     v = report["vrm"]
     assert len(v["animationHumanBones"]) == 53 and v["hasLookAtTrack"]
     assert v["animationExpressions"]["custom"] == list(ARKIT_NAMES)
-    assert set(v["animationExpressions"]["preset"]) == set(vrma.ARKIT_TO_VRM_EXPRESSION)
+    assert v["animationExpressions"]["preset"] == []      # one set per file (exporters.vrma)
     assert v["clipDuration"] == pytest.approx((clip.num_frames - 1) / clip.fps, abs=1e-5)
-    # every track found its target: 53 rotations + hips translation + 12 presets + 52 custom + lookAt
-    assert len(v["clipTracks"]) == 53 + 1 + 12 + 52 + 1
+    # every track found its target: 53 rotations + hips translation + 52 custom + lookAt
+    assert len(v["clipTracks"]) == 53 + 1 + 52 + 1
     assert "lookAtQuaternionProxy.quaternion" in v["clipTracks"]
 
 
@@ -181,24 +181,32 @@ def test_vrma_pose_matches_clip(report, clip, frames):
 
 
 def test_vrma_expressions_and_gaze_reach_the_face(report, clip, frames, avatar_json):
-    look = avatar_json["lookAt"]
     for k, f in zip(frames, report["vrm"]["frames"]):
         ex = f["expressions"]
         for n in ARKIT_NAMES:
             assert ex[n] == pytest.approx(clip.face[k, ARKIT_INDEX[n]], abs=TOL), n
-        for n, w in vrma.preset_weights(clip.face[k:k + 1]).items():
-            assert ex[n] == pytest.approx(float(w[0]), abs=TOL), n
+        for n in ("aa", "blink", "blinkLeft", "happy"):
+            assert ex[n] == 0, n                               # presets are not driven: one set
         # LookAt: the gaze quaternion as yaw (about +Y, + = the avatar's left) and pitch (about +X, + = down)
         yaw, pitch = np.degrees(Rotation.from_quat(vrma.gaze_quats(clip.rotations[k:k + 1])[0].astype(np.float64))
                                 .as_euler("YXZ")[:2])
         assert f["yaw"] == pytest.approx(yaw, abs=1e-3) and f["pitch"] == pytest.approx(pitch, abs=1e-3)
-        ramp = lambda x, m: min(abs(x), m["inputMaxValue"]) / m["inputMaxValue"] * m["outputScale"]  # noqa: E731
-        assert ex["lookLeft"] == pytest.approx(ramp(yaw, look["rangeMapHorizontalOuter"]) if yaw > 0 else 0, abs=1e-4)
-        assert ex["lookRight"] == pytest.approx(ramp(yaw, look["rangeMapHorizontalOuter"]) if yaw < 0 else 0, abs=1e-4)
-        assert ex["lookDown"] == pytest.approx(ramp(pitch, look["rangeMapVerticalDown"]) if pitch > 0 else 0, abs=1e-4)
-        assert ex["lookUp"] == pytest.approx(ramp(pitch, look["rangeMapVerticalUp"]) if pitch < 0 else 0, abs=1e-4)
+        # a bone LookAt with identity range maps turns each eyeball by the gaze angle
+        for eye in ("leftEye", "rightEye"):
+            turned = np.degrees(Rotation.from_quat(np.asarray(f["normalized"][eye], np.float64)).magnitude())
+            assert turned == pytest.approx(np.hypot(yaw, pitch), abs=0.3), (k, eye)
         np.testing.assert_allclose(f["morphs"], expected_vrm_morphs(clip, k, avatar_json, ex), atol=1e-4)
+        np.testing.assert_allclose(f["morphs"], clip.face[k], atol=1e-4)   # each ARKit weight on its own morph
     assert max(abs(f["yaw"]) + abs(f["pitch"]) for f in report["vrm"]["frames"]) > 0.5     # gaze moves
+
+
+def test_no_morph_is_over_driven_over_the_whole_clip(report, clip):
+    """three-vrm adds the expressions that bind a morph: over every frame of the clip, no morph influence
+    on our VRM exceeds 1 (one expression set per file, one expression per morph)."""
+    sweep = report["vrm"]["sweep"]
+    assert sweep["count"] == clip.num_frames
+    assert sweep["max"] <= 1.0 + 1e-6, sweep
+    assert sweep["max"] == pytest.approx(clip.face.max(), abs=1e-4)   # the largest ARKit weight, unchanged
 
 
 def test_vrm_screenshots_differ_on_the_avatar(report):

@@ -74,6 +74,8 @@ def test_vrm_extension_and_meta(written):
     assert meta["modification"] == "allowModificationRedistribution"
     assert meta["creditNotation"] in ("required", "unnecessary") and meta["allowRedistribution"] is True
     assert "Apache" in meta["thirdPartyLicenses"] and meta["otherLicenseUrl"].startswith("https://")
+    assert "ICT-FaceKit" in meta["thirdPartyLicenses"] and "MIT" in meta["thirdPartyLicenses"]
+    assert "ICT-FaceKit" in gltf.asset.copyright
 
 
 def test_humanoid_bones_follow_the_spec(written):
@@ -161,24 +163,33 @@ def test_expressions_bind_the_face_morph_targets(written):
         {"node": face, "index": ARKIT_INDEX["eyeBlinkRight"], "weight": 1.0}]
 
 
-def test_look_expressions_move_the_eyes_their_way(written):
-    """lookLeft moves the eyes to the avatar's left (+X), lookUp up (+Y), ... (lookAt.md: yaw + = left)."""
-    _, gltf, ext = written
-    prim = next(m for m in gltf.meshes if m.primitives[0].targets).primitives[0]
-    disp = [read_accessor(gltf, t["POSITION"]) for t in prim.targets]
-    for name, axis, sign in (("lookLeft", 0, 1), ("lookRight", 0, -1), ("lookUp", 1, 1), ("lookDown", 1, -1)):
-        total = sum(b["weight"] * disp[b["index"]] for b in ext["expressions"]["preset"][name]["morphTargetBinds"])
-        moved = total[np.linalg.norm(total, axis=1) > 1e-4]
-        assert len(moved) > 20 and (np.sign(moved[:, axis]) == sign).mean() > 0.99, name
-
-
-def test_look_at(written):
+def test_one_expression_per_morph_in_each_set(written):
+    """The binding scheme: the ARKit set binds every morph exactly once; no look* presets (gaze is bone)."""
     _, _, ext = written
+    expr = ext["expressions"]
+    custom = [b["index"] for e in expr["custom"].values() for b in e["morphTargetBinds"]]
+    assert sorted(custom) == list(range(52))
+    assert not {"lookUp", "lookDown", "lookLeft", "lookRight"} & set(expr["preset"])
+
+
+def test_look_at_turns_the_eyeballs(written):
+    _, gltf, ext = written
     look = ext["lookAt"]
-    assert look["type"] == "expression"
+    assert look["type"] == "bone"
     assert np.allclose(look["offsetFromHeadBone"], [0.0, 0.065, 0.085], atol=1e-6)   # between the eyes
     for key in ("rangeMapHorizontalInner", "rangeMapHorizontalOuter", "rangeMapVerticalDown", "rangeMapVerticalUp"):
-        assert 10 < look[key]["inputMaxValue"] < 60 and look[key]["outputScale"] == 1.0
+        assert look[key]["inputMaxValue"] == look[key]["outputScale"] == vrm_avatar.GAZE_LIMIT_DEG   # identity
+    # the eyeball vertices are skinned to the leftEye / rightEye bones only
+    bones = ext["humanoid"]["humanBones"]
+    prim = next(m for m in gltf.meshes if m.primitives[0].targets).primitives[0]
+    j = read_accessor(gltf, prim.attributes.JOINTS_0)
+    w = read_accessor(gltf, prim.attributes.WEIGHTS_0)
+    skin = gltf.skins[0].joints
+    for bone in ("leftEye", "rightEye"):
+        k = skin.index(bones[bone]["node"])
+        on = (j == k) & (w > 0)
+        assert 1000 < on.any(1).sum() < 2000, bone                       # one eyeball: ~1,570 vertices
+        assert np.allclose(w[on], 1), bone                                # rigidly
 
 
 def test_first_person(written):

@@ -116,34 +116,44 @@ def test_joint_rotation_matches_clip(written, clip):
     assert np.allclose(root - np.asarray(gltf.nodes[hips].translation), clip.translation, atol=1e-6)
 
 
-def test_expression_weights(written, clip):
+def test_expression_weights(written, clip, tmp_path):
     _, gltf = written
     ex = _ext(gltf)["expressions"]
-    assert set(ex["preset"]) <= PRESETS_ALLOWED
-    assert not {"lookUp", "lookDown", "lookLeft", "lookRight"} & set(ex["preset"])
-    assert set(ex["custom"]) == set(ARKIT_NAMES) and not set(ex["custom"]) & set(vrma.VRMA_PRESETS)
-    assert {"aa", "ih", "ou", "ee", "oh", "blink", "blinkLeft", "blinkRight", "happy"} <= set(ex["preset"])
+    assert set(ex) == {"custom"}                            # default: the ARKit set only (one set per file)
+    assert list(ex["custom"]) == list(ARKIT_NAMES) and not set(ex["custom"]) & set(vrma.VRMA_PRESETS)
     s = _samplers(gltf)
-    f, frame = clip.face, 23
 
-    def x_of(kind, name):
-        out = read_accessor(gltf, s[(ex[kind][name]["node"], "translation")].output)
+    def x_of(g, kind, name):
+        e = _ext(g)["expressions"]
+        out = read_accessor(g, _samplers(g)[(e[kind][name]["node"], "translation")].output)
         assert np.all(out[:, 1:] == 0)
         return out[:, 0]
 
+    for name in ARKIT_NAMES:
+        assert np.allclose(x_of(gltf, "custom", name), clip.face[:, ARKIT_INDEX[name]], atol=1e-7), name
+    for v in ex["custom"].values():
+        node = gltf.nodes[v["node"]]
+        assert node.translation == [0.0, 0.0, 0.0] and not node.children and node.mesh is None
+    assert len(s) == 53 + 1 + 1 + 52                         # bones, hips translation, lookAt, expressions
+
+    # the preset set, for avatars without ARKit expressions
+    g = pygltflib.GLTF2.load_binary(str(vrma.write(clip, tmp_path / "p.vrma", expressions="preset")))
+    pe = _ext(g)["expressions"]
+    assert set(pe) == {"preset"} and set(pe["preset"]) <= PRESETS_ALLOWED
+    assert not {"lookUp", "lookDown", "lookLeft", "lookRight"} & set(pe["preset"])
+    assert {"aa", "ih", "ou", "ee", "oh", "blink", "blinkLeft", "blinkRight", "happy"} <= set(pe["preset"])
+    f, frame = clip.face, 23
     aa = f[frame, ARKIT_INDEX["jawOpen"]] - 0.5 * f[frame, ARKIT_INDEX["mouthFunnel"]] - 0.5 * f[frame, ARKIT_INDEX["mouthPucker"]]
-    assert x_of("preset", "aa")[frame] == pytest.approx(np.clip(aa, 0, 1), abs=1e-6)
-    blink = (f[frame, ARKIT_INDEX["eyeBlinkLeft"]] + f[frame, ARKIT_INDEX["eyeBlinkRight"]]) / 2
-    assert x_of("preset", "blink")[frame] == pytest.approx(blink, abs=1e-6)
-    assert np.allclose(x_of("preset", "blinkLeft"), f[:, ARKIT_INDEX["eyeBlinkLeft"]], atol=1e-7)
-    assert np.allclose(x_of("custom", "jawOpen"), f[:, ARKIT_INDEX["jawOpen"]], atol=1e-7)
-    for name in ex["preset"]:
-        w = x_of("preset", name)
+    assert x_of(g, "preset", "aa")[frame] == pytest.approx(np.clip(aa, 0, 1), abs=1e-6)
+    # blink = min of the eyes, blinkLeft/Right the rest: each lid's total is its ARKit weight
+    left, right = f[:, ARKIT_INDEX["eyeBlinkLeft"]], f[:, ARKIT_INDEX["eyeBlinkRight"]]
+    blink = x_of(g, "preset", "blink")
+    assert np.allclose(blink, np.minimum(left, right), atol=1e-6)
+    assert np.allclose(blink + x_of(g, "preset", "blinkLeft"), left, atol=1e-6)
+    assert np.allclose(blink + x_of(g, "preset", "blinkRight"), right, atol=1e-6)
+    for name in pe["preset"]:
+        w = x_of(g, "preset", name)
         assert w.min() >= 0 and w.max() <= 1, name
-    for kind in ("preset", "custom"):
-        for name, v in ex[kind].items():
-            node = gltf.nodes[v["node"]]
-            assert node.translation == [0.0, 0.0, 0.0] and not node.children and node.mesh is None
 
 
 def test_look_at_is_the_gaze(tmp_path):
@@ -169,8 +179,9 @@ def test_expression_options(tmp_path, clip):
     assert set(_ext(g1)["expressions"]) == {"preset"}
     g2 = pygltflib.GLTF2.load_binary(str(vrma.write(short, tmp_path / "a.vrma", expressions="arkit")))
     assert set(_ext(g2)["expressions"]) == {"custom"}
-    with pytest.raises(ChatAnyoneError, match="expressions"):
-        vrma.write(short, tmp_path / "x.vrma", expressions="visemes")
+    for bad in ("visemes", "all"):                       # "all" would drive the same morphs twice
+        with pytest.raises(ChatAnyoneError, match="one set"):
+            vrma.write(short, tmp_path / "x.vrma", expressions=bad)
     with pytest.raises(ChatAnyoneError, match="empty"):
         vrma.write(clip.slice(0, 0), tmp_path / "x.vrma")
     with pytest.raises(ChatAnyoneError):

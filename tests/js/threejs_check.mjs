@@ -78,6 +78,13 @@ async function main() {
         await canvas.screenshot({ path: frame.screenshot });
         info.frames.push(frame);
       }
+      if (spec[`${key}Sweep`]) { // every listed time, no screenshot: the largest morph influence and where
+        info.sweep = await page.evaluate(([fn, ts]) => {
+          let max = -Infinity, at = null;
+          for (const t of ts) window.check[fn](t).morphs.forEach((w, i) => { if (w > max) { max = w; at = [t, i]; } });
+          return { max, at, count: ts.length };
+        }, [show, spec[`${key}Sweep`]]);
+      }
       report[key] = info;
     }
     if (errors.length) throw new Error(`page errors: ${errors.join(" | ")}`);
