@@ -182,7 +182,8 @@ def _check(opts: StreamOptions) -> None:
     if opts.token and opts.ws is None:
         raise ChatAnyoneError("--token protects the WebSocket server: add --ws PORT")
     if opts.input is not None and not Path(opts.input).is_file():
-        raise ChatAnyoneError(f"{opts.input}: no such file")
+        raise ChatAnyoneError(f"{opts.input}: " + ("is a folder, not a file" if Path(opts.input).is_dir()
+                                                   else "no such file"))
     if not np.isfinite(opts.fps) or opts.fps <= 0:
         raise ChatAnyoneError(f"--fps must be positive, got {opts.fps}")
     if opts.delay is not None and (not np.isfinite(opts.delay) or opts.delay < 0):

@@ -239,6 +239,9 @@ def test_stream_bad_clip_and_options(bad_clips, capsys):
     for path in (bad_clips["face shape"], bad_clips["unknown joint name"]):
         assert main(["stream", str(path), "--vmc", "127.0.0.1:39539", "-q"]) == 2
         one_error_line(capsys)
+    bad_clips["folder"].mkdir()
+    assert main(["stream", str(bad_clips["folder"]), "--vmc", "127.0.0.1:39539", "-q"]) == 2
+    assert "is a folder" in one_error_line(capsys)
     good = MotionClip.rest(10).save(bad_clips["folder"].parent / "good.npz")
     for args, flag in ((["--fps", "0"], "--fps"), (["--fps", "1e5"], "--fps"), (["--seed", "-1"], "--seed"),
                        (["--delay", "nan"], "--delay"), (["--delay", "99"], "--delay")):
@@ -301,6 +304,20 @@ def test_render_on_a_full_disk(tmp_path, capsys, monkeypatch):
 # --------------------------------------------------------------------------------------------------
 # a real process: what native libraries print is not shown
 # --------------------------------------------------------------------------------------------------
+@pytest.mark.skipif(not PORTRAIT.is_file(), reason=f"needs the portrait {PORTRAIT} (../shared/data)")
+def test_a_real_render_process_prints_no_mediapipe_lines(tmp_path):
+    """MediaPipe's absl/TFLite lines ("WARNING: Logging before InitGoogle()", "INFO: Created TensorFlow Lite
+    XNNPACK delegate", "W0000 ... inference_feedback_manager") came before our error line."""
+    from PIL import Image
+    Image.fromarray(np.full((600, 400, 3), 128, np.uint8)).save(tmp_path / "blank.png")
+    MotionClip.rest(5).save(tmp_path / "c.npz")
+    r = subprocess.run([sys.executable, "-m", "chatanyone.cli", "render", str(tmp_path / "blank.png"),
+                        str(tmp_path / "c.npz"), "-o", str(tmp_path / "v.mp4")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and r.stderr.splitlines() == [f"chatanyone: error: no face detected in "
+                                                           f"{tmp_path / 'blank.png'}"], r.stderr
+
+
 def test_a_real_process_prints_only_the_error_line(inputs):
     d, f = inputs
     r = subprocess.run([sys.executable, "-m", "chatanyone.cli", "animate", str(f["text.mp3"]), "-o", str(d / "o")],
