@@ -18,7 +18,6 @@ import numpy as np
 from .conventions import ARKIT_NAMES, NUM_ARKIT, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from .errors import ClipError
 from .fileio import atomic_output
-from .rotations import canonical_quat, slerp_resample
 
 FORMAT_VERSION = 1
 NPZ_KEYS = ("fps", "face", "face_names", "rotations", "joint_names", "parents", "translation", "meta")
@@ -77,6 +76,9 @@ class MotionClip:
         if T and np.abs(norms - 1).max() > 1e-3:
             raise ClipError(f"rotations must be unit quaternions (max |norm-1| = {np.abs(norms - 1).max():.4f})")
         if T:
+            # imported here, not at the top: scipy.spatial takes 0.3-0.9 s to import, and `chatanyone`
+            # reports a bad option or a missing file before anything needs it
+            from .rotations import canonical_quat
             self.rotations = canonical_quat(self.rotations / norms[..., None])
         if not isinstance(self.meta, dict):
             raise ClipError(f"meta must be a dict, got {type(self.meta).__name__}")
@@ -125,6 +127,7 @@ class MotionClip:
         t_dst = np.minimum(np.arange(n_dst) / fps, t_src[-1])
         face = np.stack([np.interp(t_dst, t_src, self.face[:, c]) for c in range(NUM_ARKIT)], -1)
         trans = np.stack([np.interp(t_dst, t_src, self.translation[:, c]) for c in range(3)], -1)
+        from .rotations import slerp_resample
         rot = slerp_resample(self.rotations, t_src, t_dst)
         return MotionClip(fps, face, rot, trans, dict(self.meta))
 
