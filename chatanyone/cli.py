@@ -60,7 +60,8 @@ class _Phases:
     def next(self) -> None:
         self.k += 1
         if self.bar is not None:
-            self.bar.set_description_str(f"animate: {self.names[min(self.k, len(self.names) - 1)]}")
+            name = self.names[self.k] if self.k < len(self.names) else "done"
+            self.bar.set_description_str(f"animate: {name}", refresh=False)
             self.bar.update(1)
 
     def close(self) -> None:
@@ -300,8 +301,10 @@ def quiet_native_stderr(enabled: bool = True):
     (``sys.stderr``: our messages, tracebacks, warnings, tqdm bars) still reaches the terminal.
 
     How: ``sys.stderr`` is re-opened on a duplicate of fd 2, then fd 2 is pointed at ``/dev/null``; both
-    are restored on exit. Only when ``sys.stderr`` is the process's real stderr (not under pytest's
-    capture or another redirect) and ``CHATANYONE_NATIVE_STDERR`` is unset (set it to see those lines).
+    are restored on exit (the duplicate stays open, one descriptor per call). Only when ``sys.stderr`` is
+    the process's real stderr (not under pytest's capture or another redirect) and
+    ``CHATANYONE_NATIVE_STDERR`` is unset (set it to see those lines). Child processes would inherit the
+    silenced fd 2, so commands that may start workers (``prepare``, ``train``) run without it.
     """
     real = sys.__stderr__
     try:
@@ -327,8 +330,8 @@ def quiet_native_stderr(enabled: bool = True):
         finally:
             sys.stderr = real
             os.dup2(saved, 2)
-            stream.close()
-            os.close(saved)
+            # ``stream`` and ``saved`` stay open: a daemon thread (a server's logger) or a tqdm bar may
+            # still hold ``stream`` and write to it after we return; it reaches the terminal either way.
 
 
 def main(argv: list[str] | None = None) -> int:
