@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .conventions import ARKIT_INDEX, ARKIT_MOUTH, JOINT_INDEX, SMPLX_JOINT_NAMES
+from .lipsync import pearson_best_lag  # noqa: F401  (re-exported: prepare and tests import it from here)
 from .rotations import quat_to_axis_angle
 
 #: Anatomical limits used for violation counts: the largest rotation angle (radians) of each joint away
@@ -62,26 +63,6 @@ def log_energy(audio: np.ndarray, num_frames: int, sr: int = 16000, fps: float =
         seg = audio[max(0, c - win // 2): c + win // 2]
         out[i] = np.log(np.sqrt(np.mean(seg.astype(np.float64) ** 2)) + 1e-5) if len(seg) else np.log(1e-5)
     return out
-
-
-def pearson_best_lag(x: np.ndarray, y: np.ndarray, max_lag: int = 5) -> tuple[float, float, int]:
-    """Pearson r at lag 0, and the best r with its lag (frames; positive: ``x`` lags ``y``)."""
-    def r(a, b):
-        if a.std() < 1e-8 or b.std() < 1e-8:
-            return 0.0
-        return float(np.corrcoef(a, b)[0, 1])
-    r0 = r(x, y)
-    best = (r0, 0)
-    for lag in range(-max_lag, max_lag + 1):
-        if lag > 0:
-            v = r(x[lag:], y[:-lag])
-        elif lag < 0:
-            v = r(x[:lag], y[-lag:])
-        else:
-            v = r0
-        if v > best[0]:
-            best = (v, lag)
-    return r0, best[0], best[1]
 
 
 def silences(energy: np.ndarray, fps: float = 30.0, min_s: float = 0.3, db_below: float = 25.0) -> list[tuple[int, int]]:
@@ -243,13 +224,16 @@ def _plots(out: Path, jaw_series: dict, hists: dict, intensity: dict) -> list[st
 
 
 def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, config: str | None = None,
-        speed: bool = True, data: list[str] | None = None, max_data_clips: int = 8) -> str:
+        speed: bool = True, data: list[str] | None = None, baseline_checkpoint: str | None = None,
+        lipsync: bool = True, streaming: bool = True, lipsync_only: bool = False) -> str:
     """Evaluate a checkpoint on held-out clips; returns the markdown report (also written to ``out``).
 
-    The held-out clips are those of the checkpoint's own training config, or of ``config`` (a TOML file)
-    so that two checkpoints can be compared on the same clips. ``data``: extra folders written by
-    ``chatanyone prepare`` whose clips (at most ``max_data_clips`` per folder, those with audio and a
-    tracked jaw) are added to the face rows; make sure the checkpoint was not trained on them.
+    Lip sync against real capture (:func:`lipsync_section`): the held-out clips of ``config`` (default the
+    repository's ``configs/default.toml``), talking videos read from the ``chatanyone prepare`` folders in
+    ``data`` (default ``runs/prepared`` when present), next to ``baseline_checkpoint`` when given.
+    The other sections use the held-out clips (not prepared videos) of the checkpoint's own training config,
+    or of ``config``, so that two checkpoints can be compared on the same clips.
+    ``lipsync_only``: skip every other section (a quick check while training).
     Writes ``report.md`` and PNG plots.
     """
     import time
@@ -269,14 +253,18 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
     jaw_series, hists, intensity_curves = {}, {}, {}
     sample = Path(__file__).resolve().parents[1] / "chatanyone" / "samples"
     items = [(f"sample {w.name}", load_audio(w), None) for w in sorted(sample.glob("*.wav"))]
-    items += [(h.name, h.audio, h) for h in held if h.audio is not None]  # (a face-only prior has none)
-    if data:
-        from .datasets import load_prepared
-        trained = set(gen.models.info.get("training", {}).get("train_clips", []))
-        for d in data:
-            extra = [c for c in load_prepared(d) if c.audio is not None and c.face_mask[jaw_i]
-                     and c.name not in trained][:max_data_clips]
-            items += [(c.name, c.audio, c) for c in extra]
+    # (a face-only prior has no audio; held-out prepared videos are judged in the lip-sync section)
+    items += [(h.name, h.audio, h) for h in held if h.audio is not None and not h.name.startswith("prepared/")]
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    ls_lines, ls_pngs = (lipsync_section(gen, out, config=config, data=data, baseline_checkpoint=baseline_checkpoint,
+                                         seed=seed, streaming=streaming) if lipsync else ([], []))
+    if lipsync_only:
+        text = "\n".join(["# Evaluation report (lip sync only)", "", f"checkpoint: {checkpoint or 'shipped default'} "
+                          f"(version {gen.version}); seed {seed}", "", *ls_lines]
+                         + [f"![{p}]({p})" for p in ls_pngs] + [""])
+        (out / "report.md").write_text(text)
+        return text
     for name, audio, h in items:
         clip = gen.generate(audio, seed=seed)
         st = stream_clip(gen, audio, seed=seed)
@@ -376,13 +364,12 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
                            f"{stream.config.hop_frames / 30 * 1000:.0f} ms of audio), median / p95", "",
                            f"{np.median(cs):.0f} ms / {np.percentile(cs, 95):.0f} ms",
                            f"{stream.stats.frames / 30 / wall:.1f}x"])
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    pngs = _plots(out, jaw_series, hists, intensity_curves)
+    pngs = ls_pngs + _plots(out, jaw_series, hists, intensity_curves)
     report = ["# Evaluation report", "", f"checkpoint: {checkpoint or 'shipped default'} (version {gen.version}); "
               f"seed {seed}; held-out clips from {config or 'its training config'}: "
-              f"{', '.join(h.name for h in held)}", "",
-              "## Lip sync: jawOpen vs audio log-energy (Pearson r; best r within +-5 frames)", "",
+              f"{', '.join(h.name for h in held)}", "", *ls_lines,
+              "## Diagnostic only: jawOpen vs audio log-energy (Pearson r; best r within +-5 frames)", "",
+              "A jaw that follows loudness scores high here (the energy jaw by construction); this chooses nothing.", "",
               _fmt_table(["clip", "r", "best r", "lag (frames)", "max jawOpen in silences >= 300 ms", "silences"],
                          [[r.name, r.r, r.best_r, r.best_lag, r.max_jaw_silence, r.n_silences] for r in lip_rows]),
               "", "## Mouth MAE on held-out clips (27 mouth channels)", "",
@@ -464,12 +451,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--config", default=None, help="take the held-out clips from this training config")
     ap.add_argument("--no-speed", action="store_true", help="skip the speed measurements")
-    ap.add_argument("--data", action="append", default=[], metavar="DIR",
-                    help="also evaluate the face on the clips of this `chatanyone prepare` folder (repeatable)")
+    ap.add_argument("--data", action="append", default=[], metavar="PREPARED_DIR",
+                    help="`chatanyone prepare` folder holding the held-out speakers' talking videos "
+                         "(repeatable; default runs/prepared when it exists)")
+    ap.add_argument("--baseline-checkpoint", default=None, metavar="PATH",
+                    help="also score this checkpoint in the lip-sync table (e.g. runs/checkpoints/v0.4.0.safetensors)")
+    ap.add_argument("--no-lipsync", action="store_true", help="skip the lip-sync-against-capture section")
+    ap.add_argument("--lipsync-only", action="store_true", help="only the lip-sync-against-capture section")
+    ap.add_argument("--no-streaming-lipsync", action="store_true",
+                    help="skip the streaming rows of the lip-sync section (the slowest part)")
     a = ap.parse_args(argv)
     from .errors import ChatAnyoneError
     try:
-        text = run(a.checkpoint, a.out, a.seed, a.config, speed=not a.no_speed, data=a.data)
+        text = run(a.checkpoint, a.out, a.seed, a.config, speed=not a.no_speed, data=a.data,
+                   baseline_checkpoint=a.baseline_checkpoint, lipsync=not a.no_lipsync,
+                   streaming=not a.no_streaming_lipsync, lipsync_only=a.lipsync_only)
     except (FileNotFoundError, ValueError) as e:
         raise ChatAnyoneError(f"cannot evaluate: {e}") from None
     print(text)
@@ -478,3 +474,225 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# ------------------------------------------------------------------------ lip sync against real capture
+
+#: Per group, the training clips whose capture fits the per-channel calibration: at most this many seconds
+#: of each clip and in all (offline model output on them; the streaming rows use the same fit).
+CALIBRATION_CLIP_S = 60.0
+CALIBRATION_TOTAL_S = 150.0
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _holdout_names(config: str | None) -> list[str]:
+    """``holdout_clips`` of ``config`` (a TOML path), else of the repository's configs/default.toml."""
+    import tomllib
+    path = Path(config) if config else REPO / "configs" / "default.toml"
+    with open(path, "rb") as f:
+        return list(tomllib.load(f).get("holdout_clips", []))
+
+
+def _calibration_set(clips) -> list:
+    out, total = [], 0.0
+    for c in sorted(clips, key=lambda c: c.name):
+        if c.audio is None or total >= CALIBRATION_TOTAL_S:
+            continue
+        T = min(c.clip.num_frames, int(CALIBRATION_CLIP_S * 30))
+        out.append((c, T))
+        total += T / 30
+    return out
+
+
+def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str] | None = None,
+                    baseline_checkpoint: str | None = None, seed: int = 0, streaming: bool = True,
+                    progress=print) -> tuple[list[str], list[str]]:
+    """Lip sync against the real capture of held-out speakers (:mod:`motion.lipsync`); returns the report's
+    markdown lines and the PNG files written to ``out``.
+
+    Held-out clips: ``holdout_clips`` of ``config`` (default: the repository's ``configs/default.toml``):
+    FACEGOOD takes (``facegood/...``, from the data root) and prepared talking videos (``prepared/...``, read
+    from each folder in ``data``, default ``runs/prepared`` when it exists; absent: those rows are skipped and
+    the report says so). Calibration and the mean face come from the same group's other clips (training
+    speakers only). Systems: the checkpoint offline and streaming, optionally a baseline checkpoint, the
+    phone-rule lip sync (forced-aligned phones where the transcript is known, else all-phone decoding),
+    the energy face (fitted on each clip) and the training mean face.
+    """
+    from . import lipsync as L
+    from .alignment import AlignmentError, force_align, recognise_phones
+    from .datasets import load_facegood, load_prepared
+    from .inference import MotionGenerator
+    from .streaming import stream_clip
+
+    holdout = set(_holdout_names(config))
+    notes = []
+    groups: dict[str, tuple[list, list]] = {}   # group -> (held-out clips, training clips)
+    try:
+        fg = load_facegood()
+        groups["FACEGOOD (artist-animated rig, ARKit-mapped)"] = ([c for c in fg if c.name in holdout],
+                                                                  [c for c in fg if c.name not in holdout])
+    except FileNotFoundError as e:
+        notes.append(f"FACEGOOD rows skipped: {e}")
+    dirs = list(data) if data else ([str(REPO / "runs" / "prepared")] if (REPO / "runs" / "prepared" / "dataset.json").is_file() else [])
+    if not dirs:
+        notes.append("No prepared talking videos (runs/prepared/dataset.json absent; make them with `chatanyone "
+                     "prepare ../shared/data/videos --out runs/prepared` or pass --data DIR): the held-out-speaker "
+                     "video rows are skipped.")
+    for d in dirs:
+        vids = [c for c in load_prepared(d) if c.dataset == "video" and c.audio is not None]
+        held = [c for c in vids if c.name in holdout]
+        missing = sorted(n for n in holdout if n.startswith("prepared/") and n not in {c.name for c in vids})
+        if missing:
+            notes.append(f"{d}: held-out clips not found: {', '.join(missing)}")
+        groups[f"talking videos, held-out speakers (MediaPipe, {d})"] = (held, [c for c in vids if c.name not in holdout])
+    trained = set(gen.models.info.get("training", {}).get("train_clips", []))
+
+    gens = [(f"model {gen.version}", gen)]
+    if baseline_checkpoint:
+        bg = MotionGenerator(baseline_checkpoint)
+        label = f"model {bg.version}" if bg.version != gen.version else f"model {Path(baseline_checkpoint).name}"
+        gens.append((label, bg))
+        trained |= set(bg.models.info.get("training", {}).get("train_clips", []))
+    leaked = sorted(n for g in groups.values() for n in (c.name for c in g[0]) if n in trained)
+    if leaked:
+        notes.append(f"WARNING: the checkpoint was trained on held-out clips {', '.join(leaked)}")
+
+    jaw = ARKIT_INDEX["jawOpen"]
+    phones_cache: dict[str, tuple[list, str]] = {}
+
+    def phones_of(c, T):
+        if c.name not in phones_cache:
+            tr = L.known_transcript(c.name)
+            a = c.audio[: int(round(T / 30 * 16000))]
+            if tr:
+                try:
+                    phones_cache[c.name] = (force_align(a, tr), "aligned")
+                except AlignmentError:
+                    phones_cache[c.name] = (recognise_phones(a), "recognised (alignment failed)")
+            else:
+                phones_cache[c.name] = (recognise_phones(a), "recognised")
+        return phones_cache[c.name][0]
+
+    lines, pngs = ["## Lip sync against real capture of held-out speakers", ""], []
+    lines += [f"- {n}" for n in notes] + ([""] if notes else [])
+    lines += [
+        f"Per clip: Pearson r at the best lag within +-{L.MAX_LAG} frames for jawOpen and for each mouth channel "
+        f"moving in the capture (std > {L.MOVING_STD}), their mean = mouth r; lip error = mean over frames of the "
+        "largest |error| over those channels (LVE on weights), raw and after a per-channel linear calibration "
+        "(capture ~ a * output + b) fitted on training speakers' clips of the same group (offline output; "
+        "streaming uses the offline fit); jawOpen-energy r is a diagnostic only. Baselines: phone rule "
+        "(pocketsphinx phones -> visemes -> ARKit, dominance blend; `motion.lipsync.phone_rule_face`), energy "
+        "face (each channel a line in log energy fitted on the clip itself: optimistic), mean face (training "
+        "capture mean).", ""]
+    summary_rows, clip_rows, art = [], [], {}
+    plot = None
+    for gname, (held, train) in groups.items():
+        if not held:
+            lines += [f"{gname}: no held-out clips.", ""]
+            continue
+        cal_set = _calibration_set(train)
+        progress(f"lip sync: {gname}: {len(held)} held-out clips, calibration on {len(cal_set)} training clips")
+        caps = [c.clip.face[:T] for c, T in cal_set]
+        valids = [c.face_mask for c, _ in cal_set]
+        mean_face = np.concatenate([c.clip.face for c in train], 0).mean(0)
+
+        def phone_rule(c, T):
+            return L.phone_rule_face(phones_of(c, T), T)
+
+        systems = []  # (label, fn(c, T) -> [T, 52], calibration or None)
+        for label, g in gens:
+            cal = L.Calibration.fit([g.generate(c.audio[: int(round(T / 30 * 16000))], seed=seed).face[:T]
+                                     for c, T in cal_set], caps, valids)
+            systems.append((f"{label} (offline)", lambda c, T, g=g: g.generate(c.audio, seed=seed).face[:T], cal))
+            if streaming:
+                systems.append((f"{label} (streaming)", lambda c, T, g=g: stream_clip(g, c.audio, seed=seed).face[:T], cal))
+        cal_pr = L.Calibration.fit([phone_rule(c, T) for c, T in cal_set], caps, valids)
+        systems.append(("baseline: phone rule", phone_rule, cal_pr))
+        systems.append(("baseline: energy face (fit on the clip)", None, None))
+        systems.append(("baseline: mean face", lambda c, T: np.repeat(mean_face[None], T, 0).astype(np.float32), None))
+        per = {s[0]: [] for s in systems}
+        n_known = 0
+        tr_faces, tr_phones, tr_caps = {s[0]: [] for s in systems}, [], []
+        for c in held:
+            T = min(c.clip.num_frames, int(len(c.audio) / 16000 * 30))
+            capture = c.clip.face[:T]
+            chans = L.moving_channels(capture, c.face_mask)
+            e = log_energy(c.audio[: int(round(T / 30 * 16000))], T)
+            row = [c.name.split("/", 1)[-1], f"{T / 30:.1f}", len(chans)]
+            faces = {}
+            for label, fn, cal in systems:
+                face = L.energy_face(e, capture, sorted(set(chans) | {jaw})) if fn is None else fn(c, T)
+                faces[label] = face
+                s = L.score_clip(face, capture, chans, cal)
+                s.energy_r = pearson_best_lag(face[:, jaw], e)[1]
+                per[label].append(s)
+                row.append(f"{s.jaw_r:.2f} / {s.mouth_r:.2f} / {s.lip_error_cal:.3f}")
+            clip_rows.append(row)
+            if plot is None or (T > plot[1] and "video" in gname):
+                plot = (c.name, T, capture[:, jaw], {k: faces[k][:, jaw] for k in faces if "energy" not in k and "mean" not in k})
+            if L.known_transcript(c.name):
+                ph = phones_of(c, T)
+                n_known += 1
+                if phones_cache[c.name][1] != "aligned":
+                    continue  # articulation only on force-aligned phones
+                tr_phones.append(ph)
+                tr_caps.append(capture)
+                for label in faces:
+                    tr_faces[label].append(faces[label])
+        cap_e = [pearson_best_lag(c.clip.face[:min(c.clip.num_frames, int(len(c.audio) / 16000 * 30)), jaw],
+                                  log_energy(c.audio, min(c.clip.num_frames, int(len(c.audio) / 16000 * 30))))[1] for c in held]
+        summary_rows.append([gname, "real capture (reference)", "1", "1", "0", "0", f"{np.mean(cap_e):.2f}"])
+        for label, _, _ in systems:
+            ss = per[label]
+            summary_rows.append([gname, label, f"{np.median([s.jaw_r for s in ss]):.2f}",
+                                 f"{np.mean([s.mouth_r for s in ss]):.2f}", f"{np.mean([s.lip_error for s in ss]):.3f}",
+                                 f"{np.mean([s.lip_error_cal for s in ss]):.3f}",
+                                 f"{np.mean([s.energy_r for s in ss]):.2f}"])
+        if tr_phones:
+            art[gname] = [("real capture", L.articulation(tr_caps, tr_phones))]
+            art[gname] += [(label, L.articulation(tr_faces[label], tr_phones)) for label, _, _ in systems
+                           if "energy" not in label]
+            art[gname + " n"] = (n_known, len(tr_phones))
+        sys_labels = [s[0] for s in systems]
+    if summary_rows:
+        lines += ["### Summary (median jawOpen r; mean over clips of the others)", "",
+                  _fmt_table(["held-out group", "face", "jawOpen r", "mouth r", "lip error", "lip error, calibrated",
+                              "jawOpen-energy r (diagnostic)"], summary_rows), "",
+                  "### Per clip: jawOpen r / mouth r / calibrated lip error", "",
+                  _fmt_table(["clip", "s", "moving channels"] + sys_labels, clip_rows), ""]
+    for gname, rows in art.items():
+        if gname.endswith(" n"):
+            continue
+        n, n_al = art[gname + " n"]
+        lines += [f"### Articulation at phones: {gname}: {n} clips with a known transcript, {n_al} force-aligned "
+                  "by pocketsphinx (the others are left out here)", "",
+                  "Closure: the lip opening (jawOpen - mouthClose + lowerDown + upperUp) drops by half its height "
+                  "above rest within the phone (`motion.lipsync.closures`); control: the same test at open vowels. "
+                  "Rounding: funnel + pucker at /uw ow w uh/ vs /iy ih eh ae/; jaw: jawOpen at /aa ae ao aw ay/ vs "
+                  "/iy ih uw uh/; raw means and the contrast in std units of the clip's speech frames.", "",
+                  _fmt_table(["face", "closure at /p b m/", "closure at open vowels (control)",
+                              "rounding: rounded / spread", "rounding contrast (std)", "jawOpen: open / closed",
+                              "jaw contrast (std)"],
+                             [[label, f"{a.closure_bilabial:.2f} (n={a.n_bilabial})", f"{a.closure_open_vowel:.2f}",
+                               f"{a.rounding_raw[0]:.3f} / {a.rounding_raw[1]:.3f}", f"{a.rounding_d:.2f}",
+                               f"{a.jaw_raw[0]:.3f} / {a.jaw_raw[1]:.3f}", f"{a.jaw_d:.2f}"] for label, a in rows]), ""]
+    if plot is not None:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        name, T, cap, curves = plot
+        t = np.arange(T) / 30
+        n = min(T, 20 * 30)
+        fig, ax = plt.subplots(figsize=(11, 3.2))
+        ax.plot(t[:n], cap[:n], "k", lw=1.8, label="real capture")
+        for k, y in curves.items():
+            ax.plot(t[:n], y[:n], lw=1.0, label=k)
+        ax.set_xlabel("time (s)")
+        ax.set_ylabel("jawOpen")
+        ax.set_title(f"held-out {name}: captured vs generated jawOpen (raw, first {n / 30:.0f} s)", fontsize=9)
+        ax.legend(fontsize=7, loc="upper right")
+        fig.tight_layout()
+        fig.savefig(out / "lipsync_capture.png", dpi=110)
+        plt.close(fig)
+        pngs.append("lipsync_capture.png")
+    return lines, pngs
