@@ -136,3 +136,25 @@ def test_prepare_audio_int16_multichannel_and_rate():
         prepare_audio(np.zeros((4, 4, 4)), SAMPLE_RATE)
     with pytest.raises(AudioError):
         prepare_audio(np.zeros(SAMPLE_RATE), 0)
+
+
+def test_a_text_file_named_mp3_is_not_decodable_audio(tmp_path):
+    """libsndfile calls an MPEG it cannot open "File does not exist"; the file exists, so we say what it is."""
+    from motion.audio import probe_audio
+    path = tmp_path / "notes.mp3"
+    path.write_text("a text file, not audio\n" * 40)
+    for read in (load_audio, probe_audio):
+        with pytest.raises(AudioError, match="is not decodable audio") as info:
+            read(path)
+        assert "does not exist" not in str(info.value)
+
+
+def test_probe_audio_reads_the_header_only(tmp_path):
+    from motion.audio import probe_audio
+    sf.write(tmp_path / "a.flac", np.zeros(int(2.5 * 22050), np.float32), 22050)
+    assert probe_audio(tmp_path / "a.flac") == pytest.approx(2.5)
+    sf.write(tmp_path / "s.wav", np.zeros(100, np.float32), 16000)
+    with pytest.raises(AudioError, match="shorter"):
+        probe_audio(tmp_path / "s.wav")
+    with pytest.raises(AudioError, match="directory"):
+        probe_audio(tmp_path)

@@ -94,3 +94,19 @@ def test_save_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         c.save(tmp_path / "x.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_load_rejects_duplicate_names_wrong_shapes_and_folders(tmp_path):
+    d = make_clip().to_npz_dict()
+    names = list(d["joint_names"])
+    np.savez(tmp_path / "dup.npz", **{**d, "joint_names": np.asarray(names[:-1] + names[:1])})
+    with pytest.raises(ClipError, match="duplicate channel names in joint_names"):
+        MotionClip.load(tmp_path / "dup.npz")
+    np.savez(tmp_path / "short.npz", **{**d, "translation": d["translation"][:-1]})
+    with pytest.raises(ClipError, match=r"translation must have shape \[20, 3\], got \[19, 3\]"):
+        MotionClip.load(tmp_path / "short.npz")
+    np.savez(tmp_path / "subset.npz", **{**d, "face": d["face"][:, :10], "face_names": d["face_names"][:10]})
+    sub = MotionClip.load(tmp_path / "subset.npz")               # fewer named channels: the rest read 0
+    assert np.allclose(sub.face[:, :10], d["face"][:, :10]) and not sub.face[:, 10:].any()
+    with pytest.raises(ClipError, match="is a folder"):
+        MotionClip.load(tmp_path)
