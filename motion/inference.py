@@ -349,6 +349,9 @@ class MotionGenerator:
         Raises:
             AudioError: audio shorter than 2 frames; ChatAnyoneError: bad options.
         """
+        from .options import check_generation_options  # the CLI's bounds (motion.options), for library callers too
+        check_generation_options(seed=seed, fps=fps, steps=steps, face_guidance=face_guidance,
+                                 body_guidance=body_guidance, style_guidance=style_guidance)
         intensity = intensity or Intensity()
         face_n, body_n, feats, (face_steps, body_steps) = self.sample_normalised(
             audio, seed=seed, style=style, style_reference=style_reference, style_guidance=style_guidance,
