@@ -472,9 +472,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
 
 # ------------------------------------------------------------------------ lip sync against real capture
 
@@ -696,3 +693,7 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
         plt.close(fig)
         pngs.append("lipsync_capture.png")
     return lines, pngs
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -86,10 +86,10 @@ PHONE_TO_VISEME: dict[str, str] = {
 #: Coarticulation dominance (Cohen & Massaro 1993): how strongly a viseme holds its target against its
 #: neighbours. Lip closures and lip-teeth contacts must be reached; tongue consonants borrow the lips of
 #: the surrounding vowels.
-DOMINANCE: dict[str, float] = {"PP": 8.0, "FF": 6.0, "U": 3.0, "O": 2.5, "CH": 2.5, "RR": 1.5, "sil": 1.5,
+DOMINANCE: dict[str, float] = {"PP": 25.0, "FF": 12.0, "U": 3.0, "O": 2.5, "CH": 2.5, "RR": 1.5, "sil": 1.5,
                                "aa": 1.5, "E": 1.5, "I": 1.5, "SS": 1.0, "TH": 0.7, "DD": 0.5, "nn": 0.5,
                                "kk": 0.4}
-COART_SIGMA_S = 0.035  # width of the blend (s); about one phone each side at conversational rate
+COART_SIGMA_S = 0.03  # width of the blend (s); a 60 ms /m/ between open vowels still closes (lip gap < 0.02)
 
 
 def _viseme_vector(name: str) -> np.ndarray:

@@ -1,0 +1,112 @@
+"""motion.lipsync: known answers for the lip-sync metrics, calibration on training data only, and the
+phone-rule baseline's closure at an /m/."""
+import numpy as np
+import pytest
+
+from motion.alignment import PhoneInterval, force_align
+from motion.audio import load_audio
+from motion.conventions import ARKIT_INDEX as I
+from motion.lipsync import (BILABIAL, Calibration, articulation, closures, energy_face, lip_error, lip_opening,
+                            moving_channels, pearson_best_lag, phone_rule_face, score_clip)
+from tests.conftest import DATA
+
+TEST_AUDIO = DATA / "test_audio"
+
+
+def _smooth_noise(T, seed):
+    rng = np.random.default_rng(seed)
+    return np.convolve(rng.normal(size=T + 8), np.ones(9) / 9, "valid")
+
+
+def test_best_lag_r_finds_a_three_frame_delay():
+    x = _smooth_noise(300, 0)
+    late = np.roll(x, 3)
+    r0, best, lag = pearson_best_lag(late, x, max_lag=5)
+    assert lag == 3 and best > 0.99 and r0 < 0.9
+    assert pearson_best_lag(np.full(300, 0.2), x)[1] == 0.0       # a constant face scores 0
+    _, best7, lag7 = pearson_best_lag(np.roll(x, 7), x, max_lag=5)  # beyond the window: not found
+    assert lag7 != 7 and best7 < 0.9
+
+
+def test_lip_error_is_mean_of_per_frame_max():
+    cap = np.zeros((4, 52), np.float32)
+    pred = cap.copy()
+    pred[:, I["jawOpen"]] = [0.1, 0.2, 0.0, 0.0]
+    pred[:, I["mouthFunnel"]] = [0.3, 0.0, 0.0, 0.4]
+    chans = [I["jawOpen"], I["mouthFunnel"]]
+    assert lip_error(pred, cap, chans) == pytest.approx((0.3 + 0.2 + 0.0 + 0.4) / 4)
+    pred[:, I["mouthSmileLeft"]] = 1.0  # not a scored channel
+    assert lip_error(pred, cap, chans) == pytest.approx(0.225)
+
+
+def test_moving_channels_and_score():
+    T = 200
+    cap = np.zeros((T, 52), np.float32)
+    cap[:, I["jawOpen"]] = 0.2 + 0.1 * _smooth_noise(T, 1) / _smooth_noise(T, 1).std()
+    cap[:, I["mouthPucker"]] = 0.01 * _smooth_noise(T, 2)  # std < 0.03: does not move
+    cap[:, I["eyeBlinkLeft"]] = _smooth_noise(T, 3)        # not a mouth channel
+    assert moving_channels(cap) == [I["jawOpen"]]
+    pred = cap.copy()
+    pred[:, I["jawOpen"]] = 3 * np.roll(cap[:, I["jawOpen"]], 2) - 0.1  # right shape, wrong scale, 2 late
+    s = score_clip(pred, cap, [I["jawOpen"]])
+    assert s.jaw_lag == 2 and s.jaw_r > 0.99 and s.mouth_r > 0.99 and s.lip_error > 0.2
+
+
+def test_calibration_is_fitted_on_training_pairs_only():
+    rng = np.random.default_rng(0)
+    train_pred = [rng.uniform(0, 0.5, (100, 52)) for _ in range(3)]
+    train_cap = [0.5 * p + 0.1 for p in train_pred]         # capture = 0.5 * model + 0.1 on training speakers
+    cal = Calibration.fit(train_pred, train_cap, [np.ones(52, bool)] * 3)
+    np.testing.assert_allclose(cal.a, 0.5, atol=1e-6)
+    np.testing.assert_allclose(cal.b, 0.1, atol=1e-6)
+    held_pred = rng.uniform(0, 0.5, (50, 52))
+    held_cap = 0.9 * held_pred                               # a different relation on the held-out clip ...
+    np.testing.assert_allclose(cal.apply(held_pred), 0.5 * held_pred + 0.1, atol=1e-6)  # ... is not learned
+    chans = [I["jawOpen"]]
+    expected = np.abs(0.1 - 0.4 * held_pred[:, I["jawOpen"]]).mean()
+    assert lip_error(cal.apply(held_pred), held_cap, chans) == pytest.approx(expected, abs=1e-6)
+    cheat = Calibration.fit([held_pred], [held_cap], [np.ones(52, bool)])  # what fitting on the held-out clip gives
+    assert lip_error(cheat.apply(held_pred), held_cap, chans) < 1e-6 < expected
+    # constant model channel: calibration maps it to the training capture mean
+    flat = [np.full((100, 52), 0.3)] * 2
+    cal2 = Calibration.fit(flat, [np.full((100, 52), 0.05), np.full((100, 52), 0.15)], [np.ones((100, 52), bool)] * 2)
+    np.testing.assert_allclose(cal2.apply(np.full((3, 52), 0.3)), 0.1, atol=1e-6)
+
+
+def test_energy_face_is_the_least_squares_line():
+    T = 120
+    e = _smooth_noise(T, 4)
+    cap = np.zeros((T, 52), np.float32)
+    cap[:, I["jawOpen"]] = np.clip(0.3 + 0.1 * e, 0, 1)
+    f = energy_face(e, cap, [I["jawOpen"]])
+    np.testing.assert_allclose(f[:, I["jawOpen"]], cap[:, I["jawOpen"]], atol=1e-5)
+    assert f[:, I["mouthFunnel"]].max() == 0
+
+
+def test_phone_rule_closes_lips_at_m_and_rounds_at_uw():
+    # "ma moo": /m aa m uw/
+    ph = [PhoneInterval("SIL", 0.0, 0.2), PhoneInterval("M", 0.2, 0.28), PhoneInterval("AA", 0.28, 0.5),
+          PhoneInterval("M", 0.5, 0.56), PhoneInterval("UW", 0.56, 0.8), PhoneInterval("SIL", 0.8, 1.2)]
+    face = phone_rule_face(ph, 36)
+    assert face.shape == (36, 52) and face.dtype == np.float32 and face.min() >= 0 and face.max() <= 1
+    o = lip_opening(face)
+    m2 = int(round(0.53 * 30))  # the short second /m/
+    assert o[m2] < 0.02 and o[int(0.4 * 30)] > 0.3
+    assert closures(face, ph, BILABIAL) == [True, True]
+    rnd = face[:, I["mouthPucker"]] + face[:, I["mouthFunnel"]]
+    assert rnd[int(0.7 * 30)] > 0.6 and rnd[int(0.4 * 30)] < 0.1
+    a = articulation([face], [ph])
+    assert a.closure_bilabial == 1.0 and a.n_bilabial == 2 and a.jaw_d > 1.0
+    # a still face never closes
+    assert closures(np.full((36, 52), 0.2, np.float32), ph, BILABIAL) == [False, False]
+
+
+@pytest.mark.skipif(not TEST_AUDIO.is_dir(), reason=f"real test audio not available ({TEST_AUDIO} is absent: no ../shared)")
+def test_phone_rule_closes_at_a_forced_aligned_m_in_real_speech():
+    # ARCTIC a0007: "Will we ever forget it" ... has /m/? use a0009's /b/ and /p/ ("sharply", "table")
+    y = load_audio(TEST_AUDIO / "cmu_arctic_a0009.wav")
+    ph = force_align(y, "He turned sharply, and faced Gregson across the table.")
+    T = int(len(y) / 16000 * 30)
+    face = phone_rule_face(ph, T)
+    assert [p.phone for p in ph if p.phone in BILABIAL] == ["P", "B"]
+    assert closures(face, ph, BILABIAL) == [True, True]
