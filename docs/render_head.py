@@ -4,9 +4,10 @@ of a clip. Run by ``docs/make_contact_sheets.py``; usage inside Blender::
     blender -b --factory-startup --python docs/render_head.py -- FILE.glb OUT_DIR --shapes|--frames 0,10,..
         [--size 256] [--engine BLENDER_WORKBENCH|BLENDER_EEVEE|CYCLES]
 
-``--shapes``: OUT_DIR/neutral.png and OUT_DIR/<arkit name>.png with that one shape key at 1 (all others 0).
+``--shapes``: OUT_DIR/neutral.png and OUT_DIR/<arkit name>.png with that one shape key at 1 (all others 0),
+and OUT_DIR/jawOpen+mouthClose.png (ARKit's mouthClose is a corrective made to be used with jawOpen).
 ``--frames``: OUT_DIR/frame_<n>.png with the GLB's animation at scene frame n (30 fps, glTF seconds x 30).
-The camera looks at the face from the front (+Z in glTF, -Y in Blender), slightly from the avatar's left.
+The camera looks at the face from its own front (wherever the head turns), slightly from the avatar's left.
 """
 import math
 import sys
@@ -49,12 +50,11 @@ world = bpy.data.worlds.new("w")
 world.color = (0.16, 0.17, 0.19)
 scene.world = world
 
-head = arm.pose.bones["head"] if "head" in arm.pose.bones else None
+bones = arm.pose.bones
 
 
-def head_world() -> Vector:
-    bpy.context.view_layer.update()
-    return arm.matrix_world @ head.head
+def world(name: str) -> Vector:
+    return arm.matrix_world @ bones[name].head
 
 
 cam_data = bpy.data.cameras.new("cam")
@@ -63,21 +63,27 @@ scene.collection.objects.link(cam)
 scene.camera = cam
 
 
-def aim(target: Vector) -> None:
+def render(name: str) -> None:
+    """Frame the face from its own front (the head may be turned or pitched): the target is between the
+    eyes and the mouth, the camera on the face's forward axis (cross of the eye line and the head's up)."""
+    bpy.context.view_layer.update()
+    left, right, head = world("left_eye_smplhf"), world("right_eye_smplhf"), world("head")
+    eyes = (left + right) / 2
+    # the head's rotation from rest (pose matrix times the inverse rest matrix, armature space)
+    turn = (arm.matrix_world.to_3x3() @ bones["head"].matrix.to_3x3()
+            @ bones["head"].bone.matrix_local.to_3x3().inverted() @ arm.matrix_world.to_3x3().inverted())
+    up = turn @ Vector((0, 0, 1))
+    forward = turn @ Vector((0, -1, 0))           # glTF +Z (the avatar's front) is Blender's -Y
+    side = turn @ Vector((1, 0, 0))
     if view == "face":
         cam_data.lens = 85
-        offset = Vector((0.12, -0.62, 0.02))
+        target = eyes - up * 0.035
+        cam.location = target + forward * 0.62 + side * 0.10 + up * 0.02
     else:                                    # head and shoulders
         cam_data.lens = 50
-        offset = Vector((0.25, -1.6, 0.0))
-    cam.location = target + offset
-    d = target - cam.location
-    cam.rotation_euler = d.to_track_quat("-Z", "Y").to_euler()
-
-
-def render(name: str) -> None:
-    t = head_world() + (Vector((0, 0, 0.07)) if view == "face" else Vector((0, 0, -0.05)))
-    aim(t)
+        target = head - Vector((0, 0, 0.08))
+        cam.location = target + forward * 1.6 + side * 0.25
+    cam.rotation_euler = (target - cam.location).to_track_quat("-Z", "Y").to_euler()
     scene.render.filepath = f"{out}/{name}.png"
     bpy.ops.render.render(write_still=True)
 
@@ -97,6 +103,10 @@ if "--shapes" in argv:
         k.value = 1.0
         render(k.name)
         k.value = 0.0
+    if "jawOpen" in keys and "mouthClose" in keys and not only:
+        keys["jawOpen"].value = keys["mouthClose"].value = 1.0      # mouthClose is made to go with jawOpen
+        render("jawOpen+mouthClose")
+        keys["jawOpen"].value = keys["mouthClose"].value = 0.0
 if "--frames" in argv:
     for f in [int(x) for x in argv[argv.index("--frames") + 1].split(",")]:
         scene.frame_set(f)

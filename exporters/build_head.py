@@ -216,7 +216,7 @@ def build(archive: Path) -> dict[str, np.ndarray]:
     brow = np.linalg.norm(shapes["browDown_L"] + shapes["browDown_R"], axis=1)
     eye_y = eyes[:, 1].mean()
     brows = _smoothstep(brow / brow[face].max(), 0.70, 0.92) * face * _smoothstep(V[:, 1], eye_y + 1.3, eye_y + 1.8)
-    paint(brows * 0.55, "brow")
+    paint(brows * 0.4, "brow")
     for key, part in (("mouth", "mouth_socket"), ("gums", "gums_tongue"), ("teeth", "teeth"),
                       ("eye_socket", "eye_socket_left"), ("eye_socket", "eye_socket_right"),
                       ("sclera", "sclera_left"), ("sclera", "sclera_right")):
