@@ -24,9 +24,10 @@ after sending the first chunk.
 """
 from __future__ import annotations
 
+import collections
 import functools
-import queue
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,82 @@ SAMPLE_RATE = 16000
 CHUNK_S = 0.1                      # file audio is pushed to the streaming model in chunks of this length
 FILE_PREROLL_S = 0.2               # margin between "first frame ready" and audio time 0 for files/clips
 LIVE_MARGIN_S = 0.2                # added to the model's lookahead for --mic / --ws-audio
+#: ``--ws-audio``: most seconds of audio a client may be ahead of real time (its utterance's audio received,
+#: minus the time since the utterance's first chunk arrived). Beyond it the audio is refused and the client
+#: closed with code 1013 (try again later): memory stays bounded (~4 MB of audio, ~2 MB of frames) and the
+#: server is never busy for more than this after a client leaves.
+MAX_AUDIO_AHEAD_S = 60.0
+
+
+class AudioInbox:
+    """``--ws-audio``: utterances between the WebSocket server thread and the model, bounded in time.
+
+    The server calls :meth:`on_audio` (16 kHz float32 chunks), :meth:`on_audio_end`, and
+    :meth:`on_abort` when the audio client vanishes (or was refused) in the middle of an utterance; the
+    stream takes items ``(kind, samples, arrival perf_counter)`` with :meth:`get`, ``kind`` one of
+    ``"audio"``, ``"end"`` or ``"abort"``.
+
+    Args:
+        max_ahead_s: see :data:`MAX_AUDIO_AHEAD_S`.
+        clock: seconds (injectable for tests).
+    """
+
+    def __init__(self, max_ahead_s: float = MAX_AUDIO_AHEAD_S, clock: Callable[[], float] = time.perf_counter):
+        self.max_ahead_s = float(max_ahead_s)
+        self.clock = clock
+        self._items: collections.deque = collections.deque()
+        self._cond = threading.Condition()
+        self._first: float | None = None     # arrival of the current utterance's first chunk
+        self._received = 0                   # samples of the current utterance
+        #: samples received but not yet taken by the model
+        self.queued_samples = 0
+        #: chunks refused (client too far ahead), samples dropped because their client left
+        self.refused = 0
+        self.dropped_samples = 0
+
+    def on_audio(self, samples: np.ndarray) -> str | None:
+        """Queue a chunk; returns the reason when it is refused (the server then closes the client)."""
+        now = self.clock()
+        with self._cond:
+            if self._first is None:
+                self._first, self._received = now, 0
+            ahead = (self._received + len(samples)) / SAMPLE_RATE - (now - self._first)
+            if ahead > self.max_ahead_s:
+                self.refused += 1
+                return (f"audio more than {self.max_ahead_s:g} s ahead of real time; send it no faster "
+                        "than it plays")
+            self._received += len(samples)
+            self.queued_samples += len(samples)
+            self._items.append(("audio", samples, now))
+            self._cond.notify_all()
+        return None
+
+    def on_audio_end(self) -> None:
+        with self._cond:
+            self._first = None
+            self._items.append(("end", None, self.clock()))
+            self._cond.notify_all()
+
+    def on_abort(self) -> None:
+        """The audio client left mid-utterance: drop its audio not yet taken by the model, end the utterance."""
+        with self._cond:
+            kept = [it for it in self._items if it[0] != "audio"]
+            self.dropped_samples += self.queued_samples
+            self.queued_samples = 0
+            self._items = collections.deque(kept)
+            self._first = None
+            self._items.append(("abort", None, self.clock()))
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None):
+        """The next item (blocking); ``None`` after ``timeout`` seconds."""
+        with self._cond:
+            if not self._cond.wait_for(lambda: self._items, timeout):
+                return None
+            item = self._items.popleft()
+            if item[0] == "audio":
+                self.queued_samples -= len(item[1])
+            return item
 
 
 # --------------------------------------------------------------------------------------------------
@@ -149,6 +226,7 @@ class StreamOptions:
     device: str | None = None           # sounddevice device for --play / --mic
     max_utterances: int | None = None   # --ws-audio: stop after this many (tests); None: until Ctrl-C
     max_late_s: float = DEFAULT_MAX_LATE_S  # ticks later than this are skipped (stay in sync with the audio)
+    max_audio_ahead_s: float = MAX_AUDIO_AHEAD_S  # --ws-audio: a client further ahead of real time is closed
 
 
 @dataclass
@@ -158,11 +236,16 @@ class StreamResult:
     lateness: dict[str, LatenessStats] = field(default_factory=dict)
     utterances: int = 0
     ws: object | None = None             # ws_server.BroadcastStats
+    inbox: AudioInbox | None = None      # --ws-audio: refused chunks, dropped samples
 
     def summary_lines(self) -> list[str]:
         lines = [s.summary() for s in self.lateness.values()]
         if self.ws is not None:
             lines.append(self.ws.summary())
+        if self.inbox is not None and (self.inbox.refused or self.inbox.dropped_samples):
+            lines.append(f"ws audio: {self.inbox.refused} chunks refused (client more than "
+                         f"{self.inbox.max_ahead_s:g} s ahead), {self.inbox.dropped_samples / SAMPLE_RATE:.1f} s "
+                         "of audio dropped (client left mid-utterance)")
         return lines
 
 
@@ -255,15 +338,15 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
         generator = MotionGenerator(opts.checkpoint)
     live = opts.mic or opts.ws_audio
     delay = opts.delay if opts.delay is not None else default_delay(live, generator)
-    utterances: queue.Queue = queue.Queue()
-    outputs = _open_outputs(opts, on_audio=(lambda s: utterances.put(("audio", s, time.perf_counter())))
-                            if opts.ws_audio else None,
-                            on_audio_end=(lambda: utterances.put(("end", None, time.perf_counter())))
-                            if opts.ws_audio else None, log=log,
+    utterances = AudioInbox(opts.max_audio_ahead_s)
+    outputs = _open_outputs(opts, on_audio=utterances.on_audio if opts.ws_audio else None,
+                            on_audio_end=utterances.on_audio_end if opts.ws_audio else None, log=log,
                             ws_fps=clip.fps if clip is not None else 30.0)
     ws = next((o for o in outputs if o.name == "ws"), None)
+    if opts.ws_audio:
+        ws.on_audio_abort = utterances.on_abort
     pacer_log = _first_error_logger(log)
-    result = StreamResult(ws=ws.stats if ws is not None else None)
+    result = StreamResult(ws=ws.stats if ws is not None else None, inbox=utterances if opts.ws_audio else None)
     try:
         log("streaming to " + ", ".join(_describe(o) for o in outputs) + " (Ctrl-C to stop)")
         if ready is not None:
@@ -309,25 +392,39 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
     return result
 
 
-def _serve_utterances(opts, generator, outputs, ws, utterances, delay, pacer_log, result, log) -> None:
-    """``--ws-audio``: one paced run per utterance, until ``opts.max_utterances`` (or Ctrl-C)."""
+def _serve_utterances(opts, generator, outputs, ws, utterances: AudioInbox, delay, pacer_log, result, log) -> None:
+    """``--ws-audio``: one paced run per utterance, until ``opts.max_utterances`` (or Ctrl-C). Every
+    utterance ends with an ``end`` message: one without audio (``audio_end`` alone) gets ``end`` with 0
+    frames; one whose client left (or was refused) stops at once, its queued audio dropped."""
     while opts.max_utterances is None or result.utterances < opts.max_utterances:
         first = _next_utterance(utterances)
-        chunks = _utterance_chunks(first, utterances)
-        frames = motion_frames(generator, chunks, seed=opts.seed, style=opts.style,
-                                          style_reference=_reference(opts))
+        if first[0] != "audio":                    # an utterance without audio still gets its end
+            result.utterances += 1
+            ws.publish_end(0)
+            log(f"utterance {result.utterances}: no audio")
+            continue
         pacer = Pacer(outputs, source_fps=30.0, delay_s=delay, max_late_s=opts.max_late_s,
                       on_error=pacer_log)
+        aborted: list[bool] = []
+
+        def on_abort() -> None:
+            aborted.append(True)
+            pacer.stop()
+        chunks = _utterance_chunks(first, utterances, on_abort)
+        frames = motion_frames(generator, chunks, seed=opts.seed, style=opts.style,
+                                          style_reference=_reference(opts))
         try:
             stats = pacer.run(frames, start=first[2])
         except ChatAnyoneError as e:           # e.g. an utterance too short: report, keep serving
+            result.utterances += 1
             log(f"utterance skipped: {e}")
             ws.publish_end(0)
             continue
         result.utterances += 1
         _merge(result.lateness, stats)
         ws.publish_end(stats["ws"].sent if "ws" in stats else 0)
-        log(f"utterance {result.utterances}: " + "; ".join(s.summary() for s in stats.values()))
+        note = " (stopped: the audio client left)" if aborted else ""
+        log(f"utterance {result.utterances}{note}: " + "; ".join(s.summary() for s in stats.values()))
 
 
 def _make_player(opts: StreamOptions, clip, audio):
@@ -355,21 +452,20 @@ def _first_error_logger(log):
     return on_error
 
 
-def _next_utterance(q: queue.Queue):
+def _next_utterance(inbox: AudioInbox):
     while True:                                    # short waits keep Ctrl-C responsive
-        try:
-            item = q.get(timeout=0.2)
-        except queue.Empty:
-            continue
-        if item[0] == "audio":
-            return item                            # a stray "end" (no audio before it) is ignored
+        item = inbox.get(timeout=0.2)
+        if item is not None:
+            return item
 
 
-def _utterance_chunks(first, q: queue.Queue) -> Iterator[np.ndarray]:
+def _utterance_chunks(first, inbox: AudioInbox, on_abort: Callable[[], None] | None = None) -> Iterator[np.ndarray]:
     yield first[1]
     while True:
-        kind, samples, _ = q.get()
-        if kind == "end":
+        kind, samples, _ = inbox.get()
+        if kind == "abort" and on_abort is not None:
+            on_abort()
+        if kind != "audio":
             return
         yield samples
 

@@ -35,7 +35,9 @@ Behaviour:
   ``max_message`` bytes close the connection with code 1009 (the library's check); text, malformed or
   unexpected messages close it with code 1003/1008 and a reason. Either way the server keeps running and
   the event is logged on one line. A client that disconnects in the middle of its audio ends the utterance
-  (``on_audio_end`` is called) with a logged message.
+  (``on_audio_end`` is called; or ``on_audio_abort``, an attribute, when set: the receiver drops the audio it
+  still holds) with a logged message. An ``on_audio`` that returns a reason (a string) refuses the audio: the
+  connection is closed with code 1013 (try again later), e.g. a client far ahead of real time.
 * ``process_request`` (optional): ``(path, headers) -> (status, content_type, body) | None``, called for
   plain HTTP requests (no WebSocket upgrade) after the token check, so a viewer page can be served from
   the same port.
@@ -358,8 +360,9 @@ class FrameBroadcaster:
                 self._audio_owner = None
                 self.log(f"ws: audio client {stats.id} ({stats.address}) disconnected in the middle of its "
                          "audio; ending the utterance")
-                if self.on_audio_end is not None:
-                    self.on_audio_end()
+                abort = getattr(self, "on_audio_abort", None) or self.on_audio_end   # drops its queued audio
+                if abort is not None:
+                    abort()
 
     async def _send_loop(self, client: _Client) -> None:
         try:
@@ -388,7 +391,9 @@ class FrameBroadcaster:
         if kind == "audio":
             self._audio_owner = client
             if len(msg["samples"]):
-                self.on_audio(msg["samples"])
+                refused = self.on_audio(msg["samples"])     # a reason (str) when the audio queue is full
+                if refused:
+                    return 1013, str(refused)
         else:
             self._audio_owner = None
             if self.on_audio_end is not None:

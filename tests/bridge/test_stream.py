@@ -15,7 +15,7 @@ from motion.checkpoint import default_checkpoint_path
 from motion.clip import MotionClip
 from motion.conventions import ARKIT_INDEX, NUM_ARKIT
 from motion.errors import ChatAnyoneError
-from motion.frames import clip_frames
+from motion.frames import MotionFrame, clip_frames
 from tests.bridge.helpers import OscCollector, UdpCollector, synthetic_clip
 from tests.conftest import REPO
 
@@ -241,3 +241,97 @@ def test_bad_style_reference_fails_before_any_output_opens(tmp_path):
                        log=lambda m: None)
     finally:
         busy.close()
+
+
+# -- --ws-audio queue bound ----------------------------------------------------------------------------
+def test_audio_inbox_refuses_audio_too_far_ahead_and_drops_it_when_the_client_leaves():
+    now = [100.0]
+    inbox = stream.AudioInbox(max_ahead_s=2.0, clock=lambda: now[0])
+    second = np.zeros(16000, np.float32)
+    assert inbox.on_audio(second) is None and inbox.on_audio(second) is None      # 2 s ahead: accepted
+    assert "ahead of real time" in inbox.on_audio(second)                          # 3 s: refused
+    now[0] += 1.5                                                                  # 1.5 s later: 0.5 s ahead
+    assert inbox.on_audio(second) is None and inbox.queued_samples == 3 * 16000
+    assert inbox.get()[0] == "audio" and inbox.queued_samples == 2 * 16000        # the model took one
+    inbox.on_abort()                                                               # the client left
+    assert inbox.queued_samples == 0 and inbox.dropped_samples == 2 * 16000 and inbox.refused == 1
+    assert inbox.get(timeout=0)[0] == "abort" and inbox.get(timeout=0) is None
+    inbox.on_audio_end()                                                           # a new utterance starts afresh
+    assert inbox.on_audio(second) is None and inbox.on_audio(second) is None
+
+
+def test_ws_audio_client_too_far_ahead_is_closed_1013_and_an_empty_utterance_gets_its_end(monkeypatch):
+    """Real websockets clients on 127.0.0.1: one pushes 5 s of audio at once against a 1 s bound and is
+    closed with code 1013; its utterance stops at once (its queued audio dropped) and still ends with
+    ``end``; a second client sends ``audio_end`` alone and gets ``end`` with 0 frames."""
+    from websockets.exceptions import ConnectionClosed
+
+    class ChunkStream:
+        """Stand-in MotionStream: one rest frame per 1/30 s of audio pushed, slowly (a busy model)."""
+
+        def __init__(self, generator, **kwargs):
+            self.n, self.samples = 0, 0
+
+        def _frames(self):
+            out = []
+            while self.n < self.samples * 30 // 16000:
+                rot = np.tile(np.float32([0, 0, 0, 1]), (55, 1))
+                out.append(MotionFrame(self.n, self.n / 30, np.zeros(NUM_ARKIT, np.float32), rot,
+                                       np.zeros(3, np.float32)))
+                self.n += 1
+            return out
+
+        def push(self, chunk):
+            time.sleep(0.05)
+            self.samples += len(chunk)
+            return self._frames()
+
+        def flush(self):
+            return []
+
+    monkeypatch.setattr(stream, "_motion_stream_class", lambda: ChunkStream)
+    ports, ready = [], threading.Event()
+
+    def on_ready(outputs):
+        ports.append(next(o for o in outputs if o.name == "ws").port)
+        ready.set()
+
+    logs: list[str] = []
+    opts = StreamOptions(ws_audio=True, ws=0, delay=0.2, max_utterances=2, max_audio_ahead_s=1.0)
+    box = []
+    runner = threading.Thread(target=lambda: box.append(run_stream(opts, generator=object(), log=logs.append,
+                                                                   ready=on_ready)), daemon=True)
+    runner.start()
+    assert ready.wait(30)
+    url = f"ws://127.0.0.1:{ports[0]}/"
+    pcm = np.zeros(1600, "<i2").tobytes()                              # 0.1 s chunks
+    with connect(url, max_size=None) as viewer:
+        assert protocol.decode(viewer.recv(timeout=10), 1 << 20)["type"] == "header"
+        with connect(url, max_size=None) as c:
+            c.recv(timeout=10)
+            with pytest.raises(ConnectionClosed) as closed:
+                for _ in range(50):
+                    c.send(msgpack.packb({"type": "audio", "pcm16": pcm}))
+                for _ in range(50):
+                    c.recv(timeout=10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1013
+        t_closed = time.monotonic()
+        ends = []
+        while not ends:
+            m = protocol.decode(viewer.recv(timeout=10), 1 << 20)
+            if m["type"] == "end":
+                ends.append(m)
+        assert time.monotonic() - t_closed < 1.0                       # stopped at once, not after 1+ s of frames
+        with connect(url, max_size=None) as c2:                        # an utterance without audio
+            c2.recv(timeout=10)
+            c2.send(msgpack.packb({"type": "audio_end"}))
+            while True:
+                m = protocol.decode(viewer.recv(timeout=10), 1 << 20)
+                if m["type"] == "end":
+                    break
+        assert m["frames"] == 0
+    runner.join(10)
+    result = box[0]
+    assert result.utterances == 2 and result.inbox.refused == 1 and result.inbox.queued_samples == 0
+    assert any("ahead of real time" in line for line in logs)
+    assert any("chunks refused" in line for line in result.summary_lines())
