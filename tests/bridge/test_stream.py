@@ -57,8 +57,8 @@ def test_clip_streams_to_vmc_livelink_and_websocket_at_once(clip_file):
 
         def vanishing():                      # a second viewer that disappears mid-stream
             s = socket.create_connection(("127.0.0.1", ws.port))
-            s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                      b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+            s.sendall(f"GET / HTTP/1.1\r\nHost: 127.0.0.1:{ws.port}\r\nUpgrade: websocket\r\n".encode()
+                      + b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
             s.recv(1000)
             time.sleep(0.1)
             s.close()
