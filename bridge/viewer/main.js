@@ -321,6 +321,24 @@ window.chatanyoneViewerProbe = {
     for (const b of binding.bones) out.bones[names[b.joint]] = b.node.quaternion.toArray();
     return out;
   },
+  /** The head's on-screen box in CSS pixels ({x, y, width, height}): chin to crown and temple to temple,
+   * from the head bone (0.06 m below it to 0.17 m above, 0.09 m to each side, as posed now). */
+  head() {
+    const head = avatar && findBone("head");
+    if (!head) return null;
+    avatar.root.updateMatrixWorld(true);
+    const rect = renderer.domElement.getBoundingClientRect();
+    let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+    for (const [x, y] of [[-0.09, -0.06], [0.09, -0.06], [-0.09, 0.17], [0.09, 0.17]]) {
+      const v = head.localToWorld(new THREE.Vector3(x, y, 0.08)).project(camera);
+      const px = rect.left + (v.x + 1) / 2 * rect.width;
+      const py = rect.top + (1 - v.y) / 2 * rect.height;
+      x0 = Math.min(x0, px); x1 = Math.max(x1, px); y0 = Math.min(y0, py); y1 = Math.max(y1, py);
+    }
+    return { x: x0, y: y0, width: x1 - x0, height: y1 - y0 };
+  },
+  /** The current camera preset ("face" or "body"). */
+  camera() { return cameraPreset; },
   /** The avatar's on-screen bounding rectangle in CSS pixels, below the status bar: {x, y, width, height}. */
   region() {
     if (!avatar) return null;
