@@ -480,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
 CALIBRATION_CLIP_S = 60.0
 CALIBRATION_TOTAL_S = 150.0
 REPO = Path(__file__).resolve().parents[1]
+#: where ``chatanyone prepare`` output is looked for when ``--data`` is not given
+DEFAULT_PREPARED = REPO / "runs" / "prepared"
 
 
 def _holdout_names(config: str | None) -> list[str]:
@@ -530,10 +532,10 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
                                                                   [c for c in fg if c.name not in holdout])
     except FileNotFoundError as e:
         notes.append(f"FACEGOOD rows skipped: {e}")
-    dirs = list(data) if data else ([str(REPO / "runs" / "prepared")] if (REPO / "runs" / "prepared" / "dataset.json").is_file() else [])
+    dirs = list(data) if data else ([str(DEFAULT_PREPARED)] if (DEFAULT_PREPARED / "dataset.json").is_file() else [])
     if not dirs:
-        notes.append("No prepared talking videos (runs/prepared/dataset.json absent; make them with `chatanyone "
-                     "prepare ../shared/data/videos --out runs/prepared` or pass --data DIR): the held-out-speaker "
+        notes.append(f"No prepared talking videos ({DEFAULT_PREPARED}/dataset.json absent; make them with `chatanyone "
+                     "prepare ../shared/data/videos -o runs/prepared` or pass --data DIR): the held-out-speaker "
                      "video rows are skipped.")
     for d in dirs:
         vids = [c for c in load_prepared(d) if c.dataset == "video" and c.audio is not None]

@@ -44,3 +44,17 @@ def test_angular_speed_and_limits():
     assert joint_limit("left_pinky2") == pytest.approx(np.deg2rad(110))
     assert joint_limit("right_thumb1") == pytest.approx(np.deg2rad(90))
     assert joint_limit("left_knee") is None
+
+
+def test_lipsync_section_without_prepared_videos_says_so(tmp_path, monkeypatch):
+    """No runs/prepared: the video rows are skipped with a stated reason, nothing crashes."""
+    from motion import evaluate as E
+    from motion.inference import MotionGenerator
+    monkeypatch.setattr(E, "DEFAULT_PREPARED", tmp_path / "no_prepared")
+    cfg = tmp_path / "cfg.toml"
+    cfg.write_text("holdout_clips = []\n")  # nothing held out: no generation needed
+    lines, pngs = E.lipsync_section(MotionGenerator(), tmp_path, config=str(cfg), streaming=False,
+                                    progress=lambda s: None)
+    text = "\n".join(lines)
+    assert "No prepared talking videos" in text and "rows are skipped" in text
+    assert pngs == []
