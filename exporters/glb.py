@@ -12,18 +12,27 @@ What the file holds (glTF 2.0 specification, Khronos, sections cited as "spec 3.
   :func:`motion.conventions.rest_joint_positions` (the mannequin's own joints plus jaw and eyes, standing
   on ``y = 0``), the same one the BVH exporter uses. The mannequin's ``L_Hand``/``R_Hand`` weights go to
   the wrists; its vertices are lifted by :func:`motion.conventions.floor_lift`.
-* **Face**: a procedural ellipsoid head (an icosphere, 2,562 vertices) slightly larger than the
-  mannequin's head, skinned rigidly to the ``head`` joint, with vertex colours for eyes, brows and lips and
-  the 52 ARKit morph targets (spec 3.7.2.2 "Morph Targets"; ``POSITION`` displacements in metres, stored
-  as sparse accessors, spec 3.6.2.3). Target names are in ``mesh.extras.targetNames`` (the convention
-  of three.js, Blender and Babylon.js) in :data:`motion.conventions.ARKIT_NAMES` order. The face's left is
-  +X (the avatar faces +Z).
+* **Head** (replacing the mannequin's own head and neck, whose vertices are dropped): the ICT-FaceKit
+  scanned head (MIT, (c) 2020 USC Institute for Creative Technologies) from the packaged asset
+  ``exporters/assets/head_arkit.npz`` (:mod:`exporters.build_head`, 24,591 vertices: face, back of the head
+  and neck, mouth socket, teeth, gums, tongue, eyeballs), placed with its eyeball centres on the eye joints
+  (its scale, centimetres x 0.01, gives an interpupillary distance of 61.9 mm against the skeleton's 62 mm).
+  Skin (spec 3.7.3.3): the eyeballs rigidly to ``left_eye_smplhf``/``right_eye_smplhf``; the rest to
+  ``head`` above the head joint, blending into ``neck`` and ``spine3`` down the neck (smoothstep in height),
+  with the jaw's share (read off the scan's ``jawOpen``) on ``jaw``. Colours are vertex colours
+  (``COLOR_0``, linear) for skin, lips, brows, mouth, gums, tongue, teeth, sclera, iris and pupil.
+  The 52 ARKit morph targets (spec 3.7.2.2 "Morph Targets"; ``POSITION`` displacements in metres, stored
+  as sparse accessors, spec 3.6.2.3) are the scan's own shapes; target names are in
+  ``mesh.extras.targetNames`` (the convention of three.js, Blender and Babylon.js) in
+  :data:`motion.conventions.ARKIT_NAMES` order; ``mesh.extras`` also carries the head's licence and credit,
+  and ``asset.copyright`` credits head and body. The face's left is +X (the avatar faces +Z).
 * **Animation** (spec 3.11): one animation; per joint a LINEAR ``rotation`` channel (xyzw, sign-made
   continuous between frames), a ``translation`` channel on the root (rest position + ``clip.translation``)
   and a ``weights`` channel on the face node (the 52 face weights per frame). Key times are
   ``frame / clip.fps`` seconds.
 * **Materials** (spec 3.9): metallic-roughness with ``metallicFactor = 0`` so that the model is lit
-  without an environment map (three.js, Blender); wood for the body, skin for the face.
+  without an environment map (three.js, Blender); wood for the body, white times the vertex colours for
+  the head.
 * Units and axes are glTF's (spec 3.4): metres, right-handed, +Y up, the avatar facing +Z.
 
 The avatar without animation (skeleton, skin, meshes, materials) is :func:`add_avatar`, shared with the
@@ -192,7 +201,7 @@ class AvatarNodes:
     Attributes:
         joints: 55 node indices, one per SMPL-X joint (:data:`motion.conventions.SMPLX_JOINT_NAMES` order).
         body: the skinned mannequin mesh node.
-        face: the skinned face mesh node carrying the 52 ARKit morph targets (in ``ARKIT_NAMES`` order).
+        face: the skinned head mesh node carrying the 52 ARKit morph targets (in ``ARKIT_NAMES`` order).
         skin: the skin shared by both meshes.
         face_mesh: the face's mesh index.
     """
@@ -205,7 +214,7 @@ class AvatarNodes:
 
 
 def add_avatar(b: Builder, names: list[str]) -> AvatarNodes:
-    """Add the skinned mannequin and the ARKit face to ``b.gltf`` (nodes, skin, materials, meshes, scene 0).
+    """Add the skinned mannequin and the ARKit head to ``b.gltf`` (nodes, skin, materials, meshes, scene 0).
 
     The skeleton rests in the T-pose with identity node rotations and parent-relative translations
     (metres, +Y up, facing +Z, soles on ``y = 0``); ``names`` are the 55 joint node names. Shared by the
@@ -312,7 +321,7 @@ def write(clip: MotionClip, path: str | os.PathLike, *, bone_names: str = "smplx
         bone_names: ``"smplx"`` (SMPL-X joint names) or ``"mixamo"`` (``mixamorig:Hips`` ...; joints
             without a Mixamo bone, i.e. ``jaw``, keep their SMPL-X name).
     Returns:
-        The written path. About 1.6 MB of mesh plus ~1.1 kB per frame (3.6 MB for 60 s at 30 fps).
+        The written path. About 6.6 MB of avatar plus ~1.1 kB per frame (8.6 MB for 60 s at 30 fps).
     Raises:
         ChatAnyoneError: unknown ``bone_names``, an empty clip, a missing or unwritable folder. The file
             is written atomically: on failure nothing is left at ``path``.

@@ -149,7 +149,7 @@ def test_glb_screenshots_differ_on_the_avatar(report):
 
 
 # --------------------------------------------------------------------------------------------------
-# VRMA on the procedural VRM: three-vrm + three-vrm-animation
+# VRMA on the default VRM avatar: three-vrm + three-vrm-animation
 # --------------------------------------------------------------------------------------------------
 def test_vrm_avatar_loads_in_three_vrm(report):
     v = report["vrm"]

@@ -1,4 +1,4 @@
-"""The procedural VRM 1.0 avatar: glTF validity, and VRMC_vrm checked against the VRM 1.0 specification
+"""The default VRM 1.0 avatar: glTF validity, and VRMC_vrm checked against the VRM 1.0 specification
 (vrm-c/vrm-specification, specification/VRMC_vrm-1.0: humanoid.md, tpose.md, meta.md, expressions.md,
 lookAt.md). Loading it in three-vrm (and playing a .vrma on it) is tests/exporters/test_threejs.py."""
 import numpy as np
