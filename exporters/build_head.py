@@ -49,7 +49,6 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import trimesh
 
 from motion.conventions import ARKIT_NAMES
 from motion.errors import ChatAnyoneError
@@ -112,7 +111,11 @@ def read_facekit(archive: Path) -> tuple:
         raise ChatAnyoneError(f"ICT-FaceKit archive not found: {archive}")
     shapes, neutral, faces, lic, landmarks = {}, None, None, "", None
     digests = {}
-    with tarfile.open(archive, "r:xz") as tar:
+    try:
+        tar = tarfile.open(archive, "r:xz")
+    except (tarfile.TarError, OSError) as e:
+        raise ChatAnyoneError(f"{archive} is not a readable .tar.xz archive ({e})") from None
+    with tar:
         for m in tar.getmembers():
             if not m.isfile():
                 continue
