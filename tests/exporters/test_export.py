@@ -283,3 +283,20 @@ def test_glb_bone_names_mixamo(tmp_path, clip):
     assert {"mixamorig:Hips", "mixamorig:Spine2", "mixamorig:LeftHandIndex1"} <= names and "pelvis" not in names
     with pytest.raises(ChatAnyoneError, match="unknown bone names 'unreal'"):
         exporters.export(clip, tmp_path / "x", "take", ["glb"], bone_names="unreal")
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
+def test_sigkill_mid_export_leaves_no_partial_set(tmp_path, clip):
+    """Killed outright while the 4th of 5 formats is written: hidden temporaries may stay, final files don't."""
+    src = clip.save(tmp_path / "take.npz")
+    out = tmp_path / "o"
+    out.mkdir()
+    code = ("import os, signal, sys; from exporters import bvh\n"
+            "def die(f, values):\n    f.write('0 ' * 1000); f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
+            "bvh._write_frames = die\n"
+            "from chatanyone.cli import main; sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "export", str(src), "-f", "all", "-o", str(out)],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    assert r.returncode == -signal.SIGKILL
+    left = sorted(p.name for p in out.iterdir())
+    assert left and all(n.startswith(".") and ".tmp" in n for n in left), left        # hidden temporaries only
