@@ -101,7 +101,7 @@ def cmd_animate(a: argparse.Namespace) -> int:
             out_dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise ChatAnyoneError(f"cannot create output folder {out_dir}: {e.strerror or e}") from None
-        written = export(clip, out_dir, audio.stem, formats)
+        written = export(clip, out_dir, audio.stem, formats, bone_names=a.bone_names)
         phases.next()
     finally:
         phases.close()
@@ -201,6 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="classifier-free guidance on audio for the body, 0..10 (default motion.inference.BODY_GUIDANCE = 1, off)")
     an.add_argument("--formats", default=DEFAULT_FORMATS,
                     help=f"comma list of npz, glb, vrma, bvh, csv or all (default {DEFAULT_FORMATS})")
+    an.add_argument("--bone-names", choices=("smplx", "mixamo"), default="smplx",
+                    help="joint names of the glb and bvh skeletons (default smplx; mixamo: mixamorig:Hips, ...)")
     an.add_argument("--checkpoint", default=None, help="model .safetensors (default: shipped)")
     an.add_argument("-q", "--quiet", action="store_true",
                     help="no progress bar or summary (the bar shows for audio longer than 20 s)")
