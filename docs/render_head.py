@@ -39,7 +39,7 @@ scene.render.film_transparent = False
 if engine == "BLENDER_WORKBENCH":
     sh = scene.display.shading
     sh.light = "STUDIO"
-    sh.color_type = "VERTEX" if view == "face" else "MATERIAL"
+    sh.color_type = "VERTEX" if view in ("face", "side") else "MATERIAL"
     sh.show_specular_highlight = True
     sh.show_cavity = False
     scene.display.render_aa = "8"
@@ -79,6 +79,10 @@ def render(name: str) -> None:
         cam_data.lens = 85
         target = eyes - up * 0.035
         cam.location = target + forward * 0.62 + side * 0.10 + up * 0.02
+    elif view == "side":                     # neck and head from the avatar's left, to see the seam
+        cam_data.lens = 50
+        target = head - up * 0.06
+        cam.location = target + side * 0.9 + forward * 0.25
     else:                                    # head and shoulders
         cam_data.lens = 50
         target = head - Vector((0, 0, 0.08))
