@@ -33,7 +33,11 @@ What the file holds:
   table's positive coefficients divided by their largest, so that a preset at weight 1 shows the ARKit
   shape it was read from; negative coefficients bind nothing). They bind the same morphs as the ARKit
   expressions, and the VRM runtime adds expressions: **drive one set, never both** (our exporters and
-  viewer never do). There are no ``look*`` presets: gaze turns the eyeballs (LookAt ``bone``).
+  viewer never do). Within the preset set some morphs are bound by several presets (``jawOpen`` by aa, ee
+  and oh; the lids by blink and blinkLeft/Right, which :func:`exporters.vrma.preset_weights` splits so that
+  they add up to the ARKit weight): a preset-only ``.vrma`` of the sample speech peaks at 0.82 on this
+  avatar, but presets driven high together could pass 1. There are no ``look*`` presets: gaze turns the
+  eyeballs (LookAt ``bone``).
 * **LookAt** (VRM ``lookAt.md``): ``type: bone``: the eyeballs are meshes skinned to ``leftEye``/``rightEye``;
   ``offsetFromHeadBone`` = midpoint of the eye joints minus the head joint; every range map is the identity
   up to :data:`GAZE_LIMIT_DEG` (``inputMaxValue = outputScale``), so an eye turns by the gaze angle the
