@@ -132,17 +132,28 @@ def _motion_stream_class():
 
 
 def motion_frames(generator, chunks: Iterable[np.ndarray], *, seed: int = 0, style: str | None = None,
-                  intensity=None, style_reference=None) -> Iterator[MotionFrame]:
+                  intensity=None, style_reference=None, pacer: Pacer | None = None,
+                  on_degrade: Callable[[str], None] | None = None, streams: list | None = None) -> Iterator[MotionFrame]:
     """Audio chunks (16 kHz mono float32, any lengths) -> 30 fps :class:`MotionFrame` s, as they become final.
 
     The single place where live motion is produced: ``motion.streaming.MotionStream``
     (``push(chunk) -> frames``, ``flush() -> frames``), same weights as the offline generator.
 
+    With ``pacer`` (the :class:`Pacer` that sends these frames) the stream keeps up with the pacer's clock
+    when the machine is too slow: fewer denoising steps while it is behind, back when it has caught up
+    (:class:`motion.streaming.DegradePolicy`); ``on_degrade`` gets its one-line message. The stream object is
+    appended to ``streams`` (its ``stats`` say how many steps ran degraded).
+
     Raises:
         AudioError / ChatAnyoneError: from the model (e.g. audio too short).
     """
     kw = {} if style_reference is None else {"style_reference": style_reference}
+    if pacer is not None:
+        kw.update(adaptive=True, on_degrade=on_degrade,
+                  deadline=lambda i: None if pacer.t0 is None else pacer.t0 + i / 30.0)
     stream = _motion_stream_class()(generator, seed=seed, style=style, intensity=intensity, **kw)
+    if streams is not None:
+        streams.append(stream)
     for c in chunks:
         yield from stream.push(np.asarray(c, np.float32))
     yield from stream.flush()
@@ -227,6 +238,7 @@ class StreamOptions:
     max_utterances: int | None = None   # --ws-audio: stop after this many (tests); None: until Ctrl-C
     max_late_s: float = DEFAULT_MAX_LATE_S  # ticks later than this are skipped (stay in sync with the audio)
     max_audio_ahead_s: float = MAX_AUDIO_AHEAD_S  # --ws-audio: a client further ahead of real time is closed
+    adaptive: bool = True               # fewer denoising steps while the machine is too slow (DegradePolicy)
 
 
 @dataclass
@@ -237,9 +249,19 @@ class StreamResult:
     utterances: int = 0
     ws: object | None = None             # ws_server.BroadcastStats
     inbox: AudioInbox | None = None      # --ws-audio: refused chunks, dropped samples
+    model_steps: int = 0                 # streaming model steps run (all utterances)
+    degraded_steps: int = 0              # ... of which with fewer denoising steps (DegradePolicy)
+    degraded_to: tuple[int, int] | None = None   # fewest (face, body) denoising steps used
+    degrade_warned: bool = False
+    streams: list = field(default_factory=list)   # MotionStreams of the current run (see _collect)
 
     def summary_lines(self) -> list[str]:
+        _collect(self)
         lines = [s.summary() for s in self.lateness.values()]
+        if self.degraded_to is not None:
+            f, b = self.degraded_to
+            lines.append(f"model: {self.degraded_steps} of {self.model_steps} steps with fewer denoising steps "
+                         f"(machine too slow for real time; at most down to face {f}, body {b})")
         if self.ws is not None:
             lines.append(self.ws.summary())
         if self.inbox is not None and (self.inbox.refused or self.inbox.dropped_samples):
@@ -355,20 +377,22 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
             if clip is not None:
                 frames, fps = clip_frames(clip), clip.fps
             else:
-                frames, fps = motion_frames(generator, file_chunks(audio), seed=opts.seed, style=opts.style,
-                                          style_reference=_reference(opts)), 30.0
+                fps = 30.0
             pacer = Pacer(outputs, source_fps=fps, delay_s=delay, max_late_s=opts.max_late_s,
                           on_error=pacer_log)
+            if clip is None:
+                frames = motion_frames(generator, file_chunks(audio), seed=opts.seed, style=opts.style,
+                                       style_reference=_reference(opts), **_adapt(opts, pacer, log, result))
             result.lateness = pacer.run(frames, on_start=player.start if player else None)
             result.utterances = 1
             if ws is not None:
                 ws.publish_end(max((s.sent for n, s in result.lateness.items() if n == "ws"), default=0))
         elif mic is not None:
             mic.start()
-            frames = motion_frames(generator, iter(mic), seed=opts.seed, style=opts.style,
-                                          style_reference=_reference(opts))
             pacer = Pacer(outputs, source_fps=30.0, delay_s=delay, max_late_s=opts.max_late_s,
                           on_error=pacer_log)
+            frames = motion_frames(generator, iter(mic), seed=opts.seed, style=opts.style,
+                                   style_reference=_reference(opts), **_adapt(opts, pacer, log, result))
             try:
                 result.lateness = pacer.run(frames, start=mic.wait_start)
             except KeyboardInterrupt:                  # Ctrl-C is how a live stream ends
@@ -389,6 +413,7 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
             mic.stop()
         for o in outputs:
             o.close()
+        _collect(result)
     return result
 
 
@@ -412,7 +437,7 @@ def _serve_utterances(opts, generator, outputs, ws, utterances: AudioInbox, dela
             pacer.stop()
         chunks = _utterance_chunks(first, utterances, on_abort)
         frames = motion_frames(generator, chunks, seed=opts.seed, style=opts.style,
-                                          style_reference=_reference(opts))
+                               style_reference=_reference(opts), **_adapt(opts, pacer, log, result))
         try:
             stats = pacer.run(frames, start=first[2])
         except ChatAnyoneError as e:           # e.g. an utterance too short: report, keep serving
@@ -422,9 +447,38 @@ def _serve_utterances(opts, generator, outputs, ws, utterances: AudioInbox, dela
             continue
         result.utterances += 1
         _merge(result.lateness, stats)
+        _collect(result)
         ws.publish_end(stats["ws"].sent if "ws" in stats else 0)
         note = " (stopped: the audio client left)" if aborted else ""
         log(f"utterance {result.utterances}{note}: " + "; ".join(s.summary() for s in stats.values()))
+
+
+def _adapt(opts: StreamOptions, pacer: Pacer, log, result: StreamResult) -> dict:
+    """``motion_frames`` options that let the model keep up with ``pacer`` (unless ``opts.adaptive`` is
+    off); the degrade warning is printed once per run."""
+    if not opts.adaptive:
+        return {"streams": result.streams}
+
+    def warn(message: str) -> None:
+        if not result.degrade_warned:
+            result.degrade_warned = True
+            log(f"warning: {message}")
+    return {"pacer": pacer, "on_degrade": warn, "streams": result.streams}
+
+
+def _collect(result: StreamResult) -> None:
+    """Fold the statistics of the finished MotionStreams into ``result`` (so a server that runs for days
+    keeps no stream objects)."""
+    for st in result.streams:
+        stats, policy = getattr(st, "stats", None), getattr(st, "policy", None)
+        if stats is None or not hasattr(stats, "compute_s"):
+            continue
+        result.model_steps += len(stats.compute_s)
+        result.degraded_steps += getattr(stats, "degraded_steps", 0)
+        if policy is not None and getattr(stats, "max_level", 0):
+            low = policy.ladder[stats.max_level]
+            result.degraded_to = low if result.degraded_to is None else min(result.degraded_to, low)
+    result.streams.clear()
 
 
 def _make_player(opts: StreamOptions, clip, audio):

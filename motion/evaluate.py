@@ -245,7 +245,7 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
 
     gen = MotionGenerator(checkpoint)
     tcfg = TrainConfig.from_toml(config) if config else TrainConfig(**gen.models.info["training"]["config"])
-    train_clips, held = split_holdout(load_clips(tcfg), tcfg)
+    train_clips, held = ([], []) if lipsync_only else split_holdout(load_clips(tcfg), tcfg)
     rng = np.random.default_rng(seed)
     jaw_i = ARKIT_INDEX["jawOpen"]
     mouth = list(ARKIT_MOUTH)

@@ -154,7 +154,7 @@ def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: in
                    window: int, overlap: int, generator: torch.Generator, guidance_scale: float = 1.0,
                    progress: bool = False, desc: str = "", style_vec: torch.Tensor | None = None,
                    style_guidance: float = 1.0, crossfade: int | None = None, eta: float = 0.0,
-                   guidance_rescale: float = 0.0) -> np.ndarray:
+                   guidance_rescale: float = 0.0, batch_windows: int | None = None) -> np.ndarray:
     """Sample ``[T, D]`` normalised motion for a ``[T, C]`` condition in overlapping windows, two passes.
 
     The windows sit on the grid of :func:`window_starts` (the condition is padded at the end by repeating
@@ -164,29 +164,109 @@ def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: in
     window), except the ``crossfade`` frames (default :data:`CROSSFADE_FRAMES`) nearest its own interior,
     which it generates and cross-fades with the neighbour (:func:`crossfade_weights`). Every window is
     a full ``window`` frames long, as in training, and the two passes batch all windows of a clip (up to
-    :data:`MAX_BATCH_WINDOWS` per forward): long audio costs two sequential samplings, not one per window.
+    ``batch_windows``, default :data:`MAX_BATCH_WINDOWS`, per forward): long audio costs two sequential
+    samplings, not one per window.
 
     ``style_vec`` ``[1, d_model]``/``style_guidance``: reference style; ``eta``: DDIM stochasticity;
-    ``guidance_rescale``: see :func:`motion.diffusion.sample`.
+    ``guidance_rescale``: see :func:`motion.diffusion.sample`. :class:`WindowPlan` runs the same batches in
+    another order (bounded memory on long audio, :meth:`MotionGenerator.generate`).
     """
     T = cond.shape[0]
-    D = model.config.motion_dim
-    cf = max(0, min(CROSSFADE_FRAMES if crossfade is None else int(crossfade), overlap - 1))
-    starts = window_starts(T, window, overlap)
-    W = min(window, T)
-    Tp = starts[-1] + W
-    if Tp > T:
-        cond = np.concatenate([cond, np.repeat(cond[-1:], Tp - T, 0)])
-    out = np.zeros((Tp, D), np.float32)
-    null_style = model.config.num_styles
-    passes = [starts[0::2], starts[1::2]]
-    groups = [(k, p[i:i + MAX_BATCH_WINDOWS]) for k, p in enumerate(passes) for i in range(0, len(p), MAX_BATCH_WINDOWS)]
-    w = crossfade_weights(cf)[:, None]
-    for odd, group in tqdm(groups, desc=desc, disable=not progress or len(groups) < 2, unit="batch", leave=False):
-        c = torch.from_numpy(np.stack([cond[s:s + W] for s in group]))
+    plan = WindowPlan(T, window, overlap, model.config.motion_dim, crossfade, batch_windows)
+    out = _Rows(plan.D)
+    rows = (lambda a, b: cond[np.minimum(np.arange(a, b), T - 1)])
+    for p, g in tqdm(plan.order(), desc=desc, disable=not progress or plan.num_groups < 2, unit="batch",
+                     leave=False):
+        plan.sample_group(p, g, out, rows, model, scheduler, style, steps, generator, guidance_scale,
+                          style_vec, style_guidance, eta, guidance_rescale)
+    return out.get(0, T)
+
+
+class _Rows:
+    """Frames ``[base, base + len)`` of a ``[T, D]`` float32 sequence, grown at the end and trimmed at the
+    start (the part of a long sequence that is still read)."""
+
+    def __init__(self, D: int):
+        self.a = np.zeros((0, D), np.float32)
+        self.base = 0
+
+    @property
+    def end(self) -> int:
+        return self.base + len(self.a)
+
+    def get(self, a: int, b: int) -> np.ndarray:
+        if a < self.base or b > self.end:
+            raise IndexError(f"rows [{a}, {b}) outside the kept [{self.base}, {self.end})")
+        return self.a[a - self.base:b - self.base]
+
+    def put(self, a: int, x: np.ndarray) -> None:
+        b = a + len(x)
+        if b > self.end:
+            grow = max(b - self.end, len(self.a))       # amortised doubling
+            self.a = np.concatenate([self.a, np.zeros((grow, self.a.shape[1]), np.float32)])
+        self.a[a - self.base:b - self.base] = x
+
+    def trim(self, before: int) -> None:
+        """Forget the rows before ``before`` (copies the rest when that frees at least half)."""
+        k = min(max(0, before - self.base), len(self.a))
+        if k and 2 * k >= len(self.a):
+            self.a = self.a[k:].copy()
+            self.base += k
+
+
+class WindowPlan:
+    """The windows and batches of :func:`sample_windows` for ``num_frames`` frames of one stage.
+
+    ``groups[p][g]``: the first frames of the windows of pass ``p`` (0: even windows, 1: odd windows)
+    sampled together as batch ``g`` (at most ``batch_windows`` windows). Batch ``(1, g)`` reads the
+    results of the even windows on both sides of its windows (:meth:`needs_even`), so batches may run in
+    any order that respects that; the results do not depend on the order when each batch starts from the
+    random state it would have had in :meth:`order` (:func:`rng_states`).
+    """
+
+    def __init__(self, num_frames: int, window: int, overlap: int, motion_dim: int,
+                 crossfade: int | None = None, batch_windows: int | None = None):
+        self.T, self.window, self.overlap, self.D = int(num_frames), int(window), int(overlap), int(motion_dim)
+        self.cf = max(0, min(CROSSFADE_FRAMES if crossfade is None else int(crossfade), overlap - 1))
+        self.batch = int(batch_windows or MAX_BATCH_WINDOWS)
+        starts = window_starts(self.T, window, overlap)
+        self.W = min(window, self.T)
+        self.Tp = starts[-1] + self.W
+        passes = [starts[0::2], starts[1::2]]
+        self.groups = [[p[i:i + self.batch] for i in range(0, len(p), self.batch)] for p in passes]
+        self.num_groups = len(self.groups[0]) + len(self.groups[1])
+
+    def order(self) -> list[tuple[int, int]]:
+        """``(pass, batch)`` in the order of :func:`sample_windows` (all of pass 0, then pass 1)."""
+        return [(p, g) for p in (0, 1) for g in range(len(self.groups[p]))]
+
+    def needs_even(self, g: int) -> int:
+        """Pass-0 batches that must be done before pass-1 batch ``g`` (a count from batch 0)."""
+        last_odd = g * self.batch + len(self.groups[1][g]) - 1      # index among the odd windows
+        next_even = min(last_odd + 1, sum(len(x) for x in self.groups[0]) - 1)
+        return next_even // self.batch + 1
+
+    def frontier(self, done0: int, done1: int) -> int:
+        """First frame that a batch still to run may change, after ``done0`` pass-0 and ``done1`` pass-1
+        batches (in order); ``Tp`` when all ran. Frames before it are final."""
+        out = [self.Tp]
+        if done0 < len(self.groups[0]):
+            out.append(self.groups[0][done0][0])
+        if done1 < len(self.groups[1]):
+            out.append(self.groups[1][done1][0])
+        return min(out)
+
+    def sample_group(self, p: int, g: int, out: _Rows, rows, model: MotionDenoiser, scheduler, style: int,
+                     steps: int, generator: torch.Generator, guidance_scale: float = 1.0,
+                     style_vec: torch.Tensor | None = None, style_guidance: float = 1.0, eta: float = 0.0,
+                     guidance_rescale: float = 0.0) -> None:
+        """Sample batch ``(p, g)`` and write its windows into ``out``; ``rows(a, b)`` gives the condition
+        ``[b - a, C]`` of frames ``[a, b)`` (frames past the end repeat the last one)."""
+        group, W, D, overlap, cf, Tp = self.groups[p][g], self.W, self.D, self.overlap, self.cf, self.Tp
+        c = torch.from_numpy(np.stack([rows(s, s + W) for s in group]))
         known = mask = None
-        if odd:
-            known = torch.from_numpy(np.stack([out[s:s + W] for s in group]))
+        if p:
+            known = torch.from_numpy(np.stack([out.get(s, s + W) for s in group]))
             mask = torch.zeros((len(group), W, D), dtype=torch.bool)
             for i, s in enumerate(group):
                 mask[i, :overlap - cf] = True
@@ -195,15 +275,197 @@ def sample_windows(model: MotionDenoiser, scheduler, cond: np.ndarray, style: in
         sv = None if style_vec is None else style_vec.expand(len(group), -1)
         x0 = diffusion.sample(model, scheduler, c, torch.full((len(group),), style), steps, generator, known,
                               mask, guidance_scale, style_vec=sv, style_guidance=style_guidance,
-                              null_style=null_style, eta=eta, guidance_rescale=guidance_rescale).numpy()
+                              null_style=model.config.num_styles, eta=eta,
+                              guidance_rescale=guidance_rescale).numpy()
+        w = crossfade_weights(cf)[:, None]
         for i, s in enumerate(group):
-            if odd and cf:
+            if p and cf:
                 a, b = overlap - cf, W - overlap
-                x0[i, a:overlap] = (1 - w) * out[s + a:s + overlap] + w * x0[i, a:overlap]
+                prev = out.get(s, s + W)
+                x0[i, a:overlap] = (1 - w) * prev[a:overlap] + w * x0[i, a:overlap]
                 if s + W < Tp:
-                    x0[i, b:b + cf] = w * out[s + b:s + b + cf] + (1 - w) * x0[i, b:b + cf]
-            out[s:s + W] = x0[i]
-    return out[:T]
+                    x0[i, b:b + cf] = w * prev[b:b + cf] + (1 - w) * x0[i, b:b + cf]
+            out.put(s, x0[i])
+
+
+def rng_states(generator: torch.Generator, stages: list[tuple[WindowPlan, int, float]]) -> list[list[list[torch.Tensor]]]:
+    """The state of ``generator`` at the start of every batch when the stages run one after another, each
+    in :meth:`WindowPlan.order` (what :func:`sample_windows` does), without sampling: each batch draws its
+    initial noise ``[n, W, D]`` and, with ``eta > 0``, one more such draw per DDIM step
+    (:func:`motion.diffusion.sample`). ``stages``: ``(plan, steps, eta)`` each; returns
+    ``states[stage][pass][batch]`` and leaves ``generator`` where the last stage would."""
+    out = []
+    for plan, steps, eta in stages:
+        st: list[list[torch.Tensor]] = [[], []]
+        for p, g in plan.order():
+            st[p].append(generator.get_state())
+            shape = (len(plan.groups[p][g]), plan.W, plan.D)
+            for _ in range(1 + (int(steps) if eta > 0 else 0)):
+                torch.randn(shape, generator=generator)
+        out.append(st)
+    return out
+
+
+#: Frames of audio features computed per call on long audio (60 s at 30 fps): the feature extractor's
+#: memory grows with its input (librosa's YIN and STFT frame matrices: ~150 MB per minute).
+FEATURE_CHUNK_FRAMES = 1800
+_FEATURE_MARGIN = 6                   # frames of audio before a chunk that its features read (> 64 ms)
+_FEATURE_LOOKAHEAD_SAMPLES = 1024     # samples after a chunk's last frame that its features read (64 ms)
+#: Audio files longer than this (seconds) are decoded block by block into a temporary file and read back
+#: per feature chunk, instead of being held in memory (3 h of 16 kHz float32 would be 690 MB).
+LONG_AUDIO_S = 600.0
+#: Frames (5 min at 30 fps) of the blink/brow/gaze model drawn at once on long audio: a clip up to this long
+#: is one draw (the whole-clip path); a longer one gets an independent draw per block, each with its
+#: energy coupling standardised over its own block (as :mod:`motion.streaming` does).
+IDLE_BLOCK_FRAMES = 9000
+_DECODE_BLOCK_S = 30.0
+_FIXED_LAYOUTS = {"face": "fixed", "body": "fixed", "phones": "none"}   # checkpoints up to 0.4.0
+
+
+class AudioReader:
+    """16 kHz mono float32 audio read by sample range: ``read(a, b) -> [b - a]`` (zeros outside the audio).
+
+    Built from an array (:meth:`from_array`) or from a file decoded block by block into an unnamed
+    temporary file (:meth:`decode_file`), so that hours of audio need no memory.
+    """
+
+    def __init__(self, num_samples: int, read):
+        self.num_samples = int(num_samples)
+        self._read = read
+        self.closers: list = []
+
+    @classmethod
+    def from_array(cls, y: np.ndarray) -> "AudioReader":
+        y = np.asarray(y, np.float32)
+        return cls(len(y), lambda a, b: y[a:b])
+
+    @classmethod
+    def decode_file(cls, path: str | os.PathLike) -> "AudioReader":
+        """Decode ``path`` (anything :func:`motion.audio.load_audio` reads) to 16 kHz mono float32 in blocks
+        of 30 s (channels averaged, rate converted by ``soxr.ResampleStream``, quality ``HQ``).
+
+        Raises:
+            AudioError: the file cannot be decoded or holds NaN/inf samples.
+        """
+        import tempfile
+
+        import soundfile as sf
+        import soxr
+        tmp = tempfile.TemporaryFile(prefix="chatanyone-audio-")    # unlinked: gone even after SIGKILL
+        n = 0
+        try:
+            with sf.SoundFile(str(path)) as f:
+                rate = f.samplerate
+                rs = None if rate == SAMPLE_RATE else soxr.ResampleStream(rate, SAMPLE_RATE, 1, dtype="float32",
+                                                                         quality="HQ")
+                blocks = f.blocks(blocksize=int(_DECODE_BLOCK_S * rate), dtype="float32", always_2d=True)
+                for block in blocks:
+                    if not np.isfinite(block).all():
+                        raise AudioError(f"Audio file {path}: audio contains NaN or infinite samples.")
+                    mono = block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+                    y = mono if rs is None else rs.resample_chunk(mono)
+                    tmp.write(np.ascontiguousarray(y, np.float32).tobytes())
+                    n += len(y)
+                if rs is not None:
+                    y = rs.resample_chunk(np.zeros(0, np.float32), last=True)
+                    tmp.write(np.ascontiguousarray(y, np.float32).tobytes())
+                    n += len(y)
+        except (sf.SoundFileError, RuntimeError, ValueError, TypeError, OSError) as exc:
+            tmp.close()
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise AudioError(f"Cannot decode audio file {path} (wav/flac/ogg/mp3 expected): {reason}") from None
+        except BaseException:
+            tmp.close()
+            raise
+        tmp.flush()
+        fd = tmp.fileno()
+
+        def read(a: int, b: int) -> np.ndarray:
+            return np.frombuffer(os.pread(fd, 4 * (b - a), 4 * a), np.float32)
+        reader = cls(n, read)
+        reader.closers.append(tmp.close)
+        return reader
+
+    def read(self, a: int, b: int) -> np.ndarray:
+        """Samples ``[a, b)`` as float32 ``[b - a]``; zeros where the range leaves the audio."""
+        out = np.zeros(max(0, b - a), np.float32)
+        lo, hi = max(a, 0), min(b, self.num_samples)
+        if hi > lo:
+            out[lo - a:hi - a] = self._read(lo, hi)
+        return out
+
+    def close(self) -> None:
+        for c in self.closers:
+            c()
+        self.closers = []
+
+
+def chunked_conditions(audio: AudioReader, num_frames: int, layouts: list[str], phones: str = "none",
+                       chunk_frames: int = FEATURE_CHUNK_FRAMES, progress: bool = False):
+    """The model inputs ``extract_features(audio, 16000, 30, num_frames=T, phones=phones).stack(layout)``
+    for each of ``layouts``, computed :data:`FEATURE_CHUNK_FRAMES` frames at a time (bounded memory).
+
+    Each chunk's features are computed on its audio from a frame on the 0.1 s grid (so the 100 Hz analysis
+    frames fall where the whole-clip ones do) at least 6 frames before the chunk to 64 ms after it; the
+    running normalisation (:class:`motion.phone_features.RunningNorm`) is carried from chunk to chunk and the
+    phone classifier reads its 13 + 3 frames of context across chunk edges. A clip of at most
+    ``chunk_frames`` frames is one call, the same as the whole-clip extractor.
+
+    Args:
+        audio: :class:`AudioReader`; num_frames: T; layouts: :meth:`motion.features.AudioFeatures.stack`
+            layouts; phones: ``"none"`` or ``"classifier"`` (the sources that need no whole-clip decoding).
+    Returns:
+        ``(conds, energy, phone_source)``: ``{layout: [T, FEATURE_DIM] float32}``, the ``[T]`` log-RMS
+        energy, and the phone source used.
+    """
+    from .features import AudioFeatures
+    T = int(num_frames)
+    n_needed = int(round(T / MODEL_FPS * SAMPLE_RATE))
+    need_rel = phones == "classifier" or "running" in layouts
+    conds: dict[str, np.ndarray] = {}
+    energy = np.zeros(T, np.float32)
+    rel_all = None
+    norm = None
+    if need_rel:
+        from .phone_features import RunningNorm, classifier_input
+        norm = RunningNorm()
+    bounds = list(range(0, T, chunk_frames))
+    for f0 in tqdm(bounds, desc="features", disable=not progress or len(bounds) < 2, unit="min", leave=False):
+        f1 = min(T, f0 + chunk_frames)
+        fs = max(0, ((f0 - _FEATURE_MARGIN) // 3) * 3)
+        a = fs * 1600 // 3
+        b = min(n_needed, (f1 * 1600 + 2) // 3 + _FEATURE_LOOKAHEAD_SAMPLES)
+        kw = {"relative": False} if "relative" in extract_features.__code__.co_varnames else {}
+        f = extract_features(audio.read(a, b), SAMPLE_RATE, MODEL_FPS, phones=False, **kw)
+        r = slice(f0 - fs, f1 - fs)
+        rows = AudioFeatures(mel=f.mel[r], energy=f.energy[r], pitch=f.pitch[r], voiced=f.voiced[r],
+                             phones=f.phones[r], fps=MODEL_FPS)
+        if need_rel:
+            rows.relative = classifier_input(*norm.normalise(rows.mel, rows.energy, rows.pitch, rows.voiced),
+                                             rows.voiced)
+            if phones == "classifier":
+                if rel_all is None:
+                    rel_all = np.zeros((T, rows.relative.shape[1]), np.float32)
+                rel_all[f0:f1] = rows.relative
+        energy[f0:f1] = rows.energy
+        for k in layouts:
+            x = rows.stack() if k == "fixed" else rows.stack(k)
+            if k not in conds:
+                conds[k] = np.zeros((T, x.shape[1]), np.float32)
+            conds[k][f0:f1] = x
+    source = "none"
+    if phones == "classifier":
+        from .features import PHONES
+        from .phone_features import CLASSIFIER_LEFT_FRAMES, CLASSIFIER_LOOKAHEAD_FRAMES, phone_posteriors
+        for f0 in bounds:
+            f1 = min(T, f0 + chunk_frames)
+            lo, hi = max(0, f0 - CLASSIFIER_LEFT_FRAMES), min(T, f1 + CLASSIFIER_LOOKAHEAD_FRAMES)
+            post = phone_posteriors(rel_all[lo:hi])[f0 - lo:f1 - lo]
+            for k in layouts:
+                if k != "fixed-sil":
+                    conds[k][f0:f1, -len(PHONES):] = post
+        source = "classifier"
+    return conds, energy, source
 
 
 class MotionGenerator:
@@ -324,7 +586,7 @@ class MotionGenerator:
         face_n, body_n = smooth_frames(face_n, FACE_SMOOTH_SIGMA), smooth_frames(body_n, BODY_SMOOTH_SIGMA)
         return face_n, body_n, feats, (face_steps, body_steps)
 
-    def generate(self, audio: np.ndarray, *, seed: int = 0, fps: float = MODEL_FPS,
+    def generate(self, audio, *, seed: int = 0, fps: float = MODEL_FPS,
                  intensity: Intensity | None = None, style: str | None = None,
                  style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
                  steps: int | None = None,
@@ -332,16 +594,26 @@ class MotionGenerator:
                  body_guidance: float = BODY_GUIDANCE, progress: bool = False,
                  audio_source: str | None = None, audio_offset_s: float = 0.0,
                  phones: bool | None = None, face_to_body: bool = True,
-                 face_eta: float = FACE_ETA, body_eta: float = BODY_ETA) -> MotionClip:
-        """Generate motion for 16 kHz mono float32 ``audio`` ``[N]``.
+                 face_eta: float = FACE_ETA, body_eta: float = BODY_ETA,
+                 batch_windows: int | None = None, feature_chunk_frames: int = FEATURE_CHUNK_FRAMES) -> MotionClip:
+        """Generate motion for 16 kHz mono float32 ``audio`` ``[N]`` (or an :class:`AudioReader`).
 
         ``style``: a named preset (:attr:`face_styles`); ``style_reference``: a ``MotionClip`` whose
         manner the motion should take (:meth:`style_vectors`; checkpoints >= 0.3.0); both may be given.
         ``style_guidance``: classifier-free guidance on the style (only when a style is given).
-        ``phones``: run pocketsphinx phone recognition for the phone features (default
-        :data:`RECOGNISE_PHONES`); a ``transcript`` always force-aligns phones. ``face_to_body=False`` is
+        ``phones``: phone features (default: the checkpoint's phone source, or :data:`RECOGNISE_PHONES`);
+        a ``transcript`` always force-aligns phones. ``face_to_body=False`` is
         an ablation for evaluation: the body stage sees the mean face instead of the face stage's output.
         ``face_eta``/``body_eta``: DDIM stochasticity per stage (:data:`FACE_ETA`, :data:`BODY_ETA`).
+
+        Memory: the audio features are computed :data:`FEATURE_CHUNK_FRAMES` frames at a time
+        (:func:`chunked_conditions`), the sampling batches (``batch_windows`` windows,
+        :data:`MAX_BATCH_WINDOWS`) run as soon as what they read is final (:class:`WindowPlan`; each from the
+        random state it has in :func:`sample_windows`, so the result is the same as sampling the whole clip
+        at once), and frames are smoothed and finished as soon as no batch can change them; what stays is
+        about 0.2 kB per frame (the features, the result) plus the model: peak RSS ~1.2 GB for 3 h of
+        audio (``benchmarks/long_audio_memory.py``). A transcript or pocketsphinx phones need the whole
+        clip at once (the unchunked path).
 
         Returns:
             ``MotionClip`` at ``fps`` (the model runs at 30 fps; other rates are resampled, slerp for
@@ -353,13 +625,26 @@ class MotionGenerator:
         check_generation_options(seed=seed, fps=fps, steps=steps, face_guidance=face_guidance,
                                  body_guidance=body_guidance, style_guidance=style_guidance)
         intensity = intensity or Intensity()
-        face_n, body_n, feats, (face_steps, body_steps) = self.sample_normalised(
-            audio, seed=seed, style=style, style_reference=style_reference, style_guidance=style_guidance,
-            steps=steps, transcript=transcript, face_guidance=face_guidance, body_guidance=body_guidance,
-            progress=progress, phones=phones, face_to_body=face_to_body, face_eta=face_eta, body_eta=body_eta)
-        T = len(face_n)
-        idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
-        face, rot = self.finish(face_n, body_n, idle.face, idle.eye_rotations, intensity)
+        reader = audio if isinstance(audio, AudioReader) else AudioReader.from_array(audio)
+        n = reader.num_samples
+        T = int(round(n / SAMPLE_RATE * MODEL_FPS))
+        if T < 2:
+            raise AudioError(f"audio too short: {n / SAMPLE_RATE:.3f} s")
+        layouts = getattr(self, "feature_layouts", _FIXED_LAYOUTS)
+        on = (RECOGNISE_PHONES or layouts["phones"] != "none") if phones is None else bool(phones)
+        source = (layouts["phones"] if layouts["phones"] != "none" else "pocketsphinx") if on else "none"
+        opts = dict(seed=seed, style=style, style_reference=style_reference, style_guidance=style_guidance,
+                    steps=steps, face_guidance=face_guidance, body_guidance=body_guidance, progress=progress,
+                    face_to_body=face_to_body, face_eta=face_eta, body_eta=body_eta)
+        if transcript or source not in ("none", "classifier"):     # decoded / aligned over the whole clip
+            face_n, body_n, feats, (face_steps, body_steps) = self.sample_normalised(
+                reader.read(0, n), transcript=transcript, phones=phones, **opts)
+            idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
+            face, rot = self.finish(face_n, body_n, idle.face, idle.eye_rotations, intensity)
+            phone_source = getattr(feats, "phone_source", "aligned" if transcript else ("recognised" if on else "none"))
+        else:
+            face, rot, (face_steps, body_steps), phone_source = self._generate_chunked(
+                reader, T, source, intensity, batch_windows, feature_chunk_frames, **opts)
         meta = {
             "model_version": self.version, "seed": int(seed), "style": style,
             "style_reference": None if style_reference is None else str(style_reference.meta.get("source", "clip")),
@@ -367,11 +652,111 @@ class MotionGenerator:
             "intensity": asdict(intensity), "steps": {"face": face_steps, "body": body_steps},
             "guidance": {"face": face_guidance, "body": body_guidance, "face_rescale": FACE_GUIDANCE_RESCALE},
             "audio_source": audio_source, "audio_offset_s": float(audio_offset_s),
-            "audio_sample_rate": SAMPLE_RATE, "audio_duration_s": len(audio) / SAMPLE_RATE,
-            "root": "locked", "phones": "aligned" if transcript else ("recognised" if phones else "none"),
+            "audio_sample_rate": SAMPLE_RATE, "audio_duration_s": n / SAMPLE_RATE,
+            "root": "locked", "phones": phone_source,
         }
         out = MotionClip(MODEL_FPS, face, rot, None, meta)
+        del face, rot
         return out if abs(fps - MODEL_FPS) < 1e-9 else out.resample(fps)
+
+    def _generate_chunked(self, audio: AudioReader, T: int, phones: str, intensity: Intensity,
+                          batch_windows: int | None, feature_chunk_frames: int, *, seed, style, style_reference,
+                          style_guidance, steps, face_guidance, body_guidance, progress, face_to_body, face_eta,
+                          body_eta):
+        """:meth:`generate` in bounded memory: ``(face [T, 52], rotations [T, 55, 4], steps, phone source)``."""
+        m = self.models
+        face_steps, body_steps = (int(steps), int(steps)) if steps else (FACE_STEPS, BODY_STEPS)
+        style_id, body_style_id = self.style_id(style), self.style_id(style, "body")
+        gen = torch.Generator().manual_seed(int(seed))
+        layouts = getattr(self, "feature_layouts", _FIXED_LAYOUTS)
+        conds, energy, source = chunked_conditions(audio, T, sorted({layouts["face"], layouts["body"]}), phones,
+                                                   feature_chunk_frames, progress)
+        face_cond, body_feats = conds[layouts["face"]], conds[layouts["body"]]
+        sched = m.diffusion.scheduler()
+        face_sv, body_sv = self.style_vectors(style_reference)
+        none = m.face.config.num_styles
+        sg = float(style_guidance) if (style_id != none or face_sv is not None) else 1.0
+        body_sg = float(style_guidance) if (body_style_id != none or body_sv is not None) else 1.0
+        plans = [WindowPlan(T, self.window, self.overlap, m.face.config.motion_dim, None, batch_windows),
+                 WindowPlan(T, self.window, self.overlap, m.body.config.motion_dim, None, batch_windows)]
+        states = rng_states(gen, [(plans[0], face_steps, face_eta), (plans[1], body_steps, body_eta)])
+        outs = [_Rows(plans[0].D), _Rows(plans[1].D)]
+        idle_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+        def idle_rows(a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
+            """Blink/brow/gaze face and eye rotations of frames [a, b): the whole clip in one draw up to
+            IDLE_BLOCK_FRAMES frames (as the whole-clip path), else independent draws per block."""
+            blocks = range(a // IDLE_BLOCK_FRAMES, (b - 1) // IDLE_BLOCK_FRAMES + 1)
+            faces, eyes = [], []
+            for k in blocks:
+                if k not in idle_cache:
+                    lo, hi = k * IDLE_BLOCK_FRAMES, min(T, (k + 1) * IDLE_BLOCK_FRAMES)
+                    smp = self.idle.sample(hi - lo, MODEL_FPS, seed=seed if T <= IDLE_BLOCK_FRAMES else
+                                         int(seed) * 100_003 + k, energy=energy[lo:hi])
+                    idle_cache.clear()                  # keep one block
+                    idle_cache[k] = (smp.face, smp.eye_rotations)
+                f, e = idle_cache[k]
+                lo = k * IDLE_BLOCK_FRAMES
+                faces.append(f[max(a, lo) - lo:min(b, lo + IDLE_BLOCK_FRAMES) - lo])
+                eyes.append(e[max(a, lo) - lo:min(b, lo + IDLE_BLOCK_FRAMES) - lo])
+            return np.concatenate(faces), np.concatenate(eyes)
+
+        def face_rows(a: int, b: int) -> np.ndarray:
+            return face_cond[np.minimum(np.arange(a, b), T - 1)]
+
+        def body_rows(a: int, b: int) -> np.ndarray:
+            idx = np.minimum(np.arange(a, b), T - 1)
+            f = outs[0].a[idx - outs[0].base] if face_to_body else np.zeros((b - a, plans[0].D), np.float32)
+            return np.concatenate([body_feats[idx], f], axis=1)
+
+        stage_args = [(m.face, face_rows, style_id, face_steps, face_guidance, face_sv, sg, face_eta,
+                       FACE_GUIDANCE_RESCALE),
+                      (m.body, body_rows, body_style_id, body_steps, body_guidance, body_sv, body_sg, body_eta, 0.0)]
+        done = [[0, 0], [0, 0]]
+
+        def ready(st: int, p: int) -> bool:
+            plan, g = plans[st], done[st][p]
+            if g >= len(plan.groups[p]) or (p == 1 and done[st][0] < plan.needs_even(g)):
+                return False
+            return st == 0 or plans[0].frontier(*done[0]) >= min(T, plan.groups[p][g][-1] + plan.W)
+
+        face = np.empty((T, 52), np.float32)
+        rot = np.empty((T, 55, 4), np.float32)
+        rf, rb = smooth_radius(FACE_SMOOTH_SIGMA), smooth_radius(BODY_SMOOTH_SIGMA)
+        finished = 0
+        bar = tqdm(total=plans[0].num_groups + plans[1].num_groups, desc="face and body stages", unit="batch",
+                   disable=not progress or plans[0].num_groups < 2, leave=False)
+        while True:
+            # the body stage (which lags) first, so that little is kept
+            todo = next(((st, p) for st, p in ((1, 1), (1, 0), (0, 1), (0, 0)) if ready(st, p)), None)
+            if todo is None:
+                break
+            st, p = todo
+            model, rows, sid, nsteps, guid, sv, sgs, eta, rescale = stage_args[st]
+            gen.set_state(states[st][p][done[st][p]])
+            plans[st].sample_group(p, done[st][p], outs[st], rows, model, sched, sid, nsteps, gen, guid, sv, sgs,
+                                   eta, rescale)
+            done[st][p] += 1
+            bar.update()
+            fronts = [plans[k].frontier(*done[k]) for k in (0, 1)]
+            upto = min(T if fronts[0] >= T else fronts[0] - rf, T if fronts[1] >= T else fronts[1] - rb)
+            if upto > finished:
+                a, b = finished, upto
+                lo, hi = max(0, a - rf), min(T, b + rf)
+                fs = smooth_frames(outs[0].get(lo, hi), FACE_SMOOTH_SIGMA)[a - lo:b - lo]
+                lo, hi = max(0, a - rb), min(T, b + rb)
+                bs = smooth_frames(outs[1].get(lo, hi), BODY_SMOOTH_SIGMA)[a - lo:b - lo]
+                face[a:b], rot[a:b] = self.finish(fs, bs, *idle_rows(a, b), intensity)
+                finished = b
+                pending = [plans[k].groups[q][done[k][q]][0] for k in (0, 1) for q in (0, 1)
+                           if done[k][q] < len(plans[k].groups[q])]
+                keep = min([finished - max(rf, rb)] + pending)
+                outs[0].trim(keep)
+                outs[1].trim(keep)
+        bar.close()
+        if finished != T:
+            raise RuntimeError(f"chunked generation finished {finished} of {T} frames")
+        return face, rot, (face_steps, body_steps), source
 
     def finish(self, face_n: np.ndarray, body_n: np.ndarray, idle_face: np.ndarray, eye_rotations: np.ndarray,
                intensity: Intensity, variance_compensation: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -413,9 +798,20 @@ class MotionGenerator:
         return self._reference_pose
 
     def animate_file(self, path: str | os.PathLike, **kwargs) -> MotionClip:
-        """Load an audio file (any common format, rate, channels) and :meth:`generate` for it."""
-        audio = load_audio(path)
-        return self.generate(audio, audio_source=str(Path(path).resolve()), **kwargs)
+        """Load an audio file (any common format, rate, channels) and :meth:`generate` for it. A file longer
+        than :data:`LONG_AUDIO_S` is decoded block by block into a temporary file
+        (:meth:`AudioReader.decode_file`) instead of memory."""
+        try:
+            import soundfile as sf
+            long = Path(path).is_file() and sf.info(str(path)).duration > LONG_AUDIO_S
+        except Exception:                       # load_audio reports what is wrong with the file
+            long = False
+        audio = AudioReader.decode_file(path) if long else load_audio(path)
+        try:
+            return self.generate(audio, audio_source=str(Path(path).resolve()), **kwargs)
+        finally:
+            if long:
+                audio.close()
 
 
 def load_style_reference(path: str | os.PathLike) -> MotionClip:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -101,10 +102,85 @@ def _frame_samples(frames: int) -> int:
 
 @dataclass
 class StreamStats:
-    """Timing of a stream: ``compute_s`` per step (seconds of wall time), frames emitted."""
+    """Timing of a stream: ``compute_s`` per step (seconds of wall time), frames emitted, and what the
+    :class:`DegradePolicy` did: ``degraded_steps`` (steps run with fewer denoising steps), ``max_level``,
+    ``level_changes`` ``[(step, level), ...]`` (the level used from that step on)."""
 
     compute_s: list[float] = field(default_factory=list)
     frames: int = 0
+    degraded_steps: int = 0
+    max_level: int = 0
+    level_changes: list[tuple[int, int]] = field(default_factory=list)
+
+
+#: Denoising steps (face, body) of the degraded levels of :class:`DegradePolicy`, cheapest last (each
+#: capped by the stream's own steps). Level 1 costs ~0.4x of the default (4, 6) step, level 2 ~0.2x.
+DEGRADE_LEVELS: tuple[tuple[int, int], ...] = ((2, 2), (1, 1))
+DEGRADE_UP = 0.9          # degrade when a step's (smoothed) compute exceeds this fraction of its budget ...
+DEGRADE_DOWN = 0.6        # ... and go back up when the richer level would take less than this fraction
+DEGRADE_CALM_STEPS = 10   # ... for this many steps in a row (2 s at the default hop)
+
+
+class DegradePolicy:
+    """Fewer denoising steps while a live stream cannot keep up with real time, and back when it can.
+
+    A step must finish within its budget, ``hop_frames / 30`` s (the audio time it emits), or the stream
+    falls behind the clock and never catches up. After each step, with ``c`` the step's compute time
+    smoothed over steps (mean of the last value and the new one) and ``slack`` the time left until the next
+    frame to emit is due (when the caller knows the schedule):
+
+    * ``c > DEGRADE_UP * budget`` or ``slack < c`` (the next frames would be late): one level down the
+      ladder ``[the stream's steps] + DEGRADE_LEVELS`` (face and body denoising steps);
+    * at a degraded level, when the richer level is predicted (by the ratio of model forward passes) to take
+      less than ``DEGRADE_DOWN * budget`` and ``slack`` exceeds 4 such steps, for
+      :data:`DEGRADE_CALM_STEPS` steps in a row: one level up.
+
+    The cost of a level is its number of denoiser forward passes: ``face_steps * face_passes +
+    body_steps * body_passes`` (2 passes with classifier-free guidance, 3 with style guidance).
+
+    Args:
+        base_steps: the stream's ``(face, body)`` denoising steps (level 0).
+        passes: forward passes per denoising step ``(face, body)``.
+        budget_s: seconds of compute a step may take.
+    """
+
+    def __init__(self, base_steps: tuple[int, int], passes: tuple[int, int], budget_s: float):
+        ladder = [tuple(base_steps)]
+        for f, b in DEGRADE_LEVELS:
+            lv = (min(base_steps[0], f), min(base_steps[1], b))
+            if lv != ladder[-1]:
+                ladder.append(lv)
+        self.ladder: list[tuple[int, int]] = ladder
+        self.cost = [f * passes[0] + b * passes[1] for f, b in ladder]
+        self.budget_s = float(budget_s)
+        self.level = 0
+        self._c: float | None = None
+        self._calm = 0
+
+    @property
+    def steps(self) -> tuple[int, int]:
+        """``(face, body)`` denoising steps of the current level."""
+        return self.ladder[self.level]
+
+    def update(self, compute_s: float, slack_s: float | None = None) -> bool:
+        """Account one step (``compute_s`` seconds; ``slack_s``: seconds until the next frame is due, or
+        ``None``); returns True when the level changed."""
+        c = self._c = compute_s if self._c is None else 0.5 * (self._c + compute_s)
+        behind = slack_s is not None and slack_s < c
+        if (c > DEGRADE_UP * self.budget_s or behind) and self.level < len(self.ladder) - 1:
+            self.level += 1
+            self._c = c * self.cost[self.level] / self.cost[self.level - 1]
+            self._calm = 0
+            return True
+        if self.level > 0:
+            richer = c * self.cost[self.level - 1] / self.cost[self.level]
+            ok = richer < DEGRADE_DOWN * self.budget_s and (slack_s is None or slack_s > 4 * richer)
+            self._calm = self._calm + 1 if ok else 0
+            if self._calm >= DEGRADE_CALM_STEPS:
+                self.level -= 1
+                self._c, self._calm = richer, 0
+                return True
+        return False
 
 
 class MotionStream:
@@ -117,6 +193,13 @@ class MotionStream:
         config: :class:`StreamConfig` (window schedule, denoising steps).
         warm_up: run one step on silence at construction, so the first real step does not pay PyTorch's
             first-call costs (default True; :func:`stream_clip` turns it off).
+        adaptive: run a :class:`DegradePolicy`: fewer denoising steps while the steps take longer than the
+            audio they emit (live use on a busy machine). Off by default: the output then depends on the
+            audio and the seed only; with it, also on the machine's speed.
+        deadline: ``deadline(i)`` -> the ``clock`` time at which external frame ``i`` is due (``None`` while
+            unknown), for the policy's slack; optional.
+        on_degrade: called with a one-line message the first time the stream degrades to each lower level.
+        clock: seconds, for the step timing (default ``time.perf_counter``; tests inject a slow one).
 
     Attributes:
         fps: 30.0, the rate of the frames yielded.
@@ -132,7 +215,10 @@ class MotionStream:
                  style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
                  intensity: Intensity | None = None, face_guidance: float = FACE_GUIDANCE,
                  body_guidance: float = BODY_GUIDANCE, config: StreamConfig | None = None,
-                 warm_up: bool = True):
+                 warm_up: bool = True, adaptive: bool = False,
+                 deadline: Callable[[int], float | None] | None = None,
+                 on_degrade: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.perf_counter):
         self.gen = generator
         self.config = cfg = config or StreamConfig()
         if cfg.context_frames > generator.models.face.config.max_frames:
@@ -147,6 +233,11 @@ class MotionStream:
                                     for i, v in zip(self.style_ids, self.style_vecs))
         self.guidance = (float(face_guidance), float(body_guidance))
         self.steps = (int(cfg.steps), int(cfg.steps)) if cfg.steps else (FACE_STEPS, BODY_STEPS)
+        #: denoising steps (face, body) of the next step: :attr:`steps`, or fewer while degraded
+        self.active_steps = self.steps
+        self.clock, self.deadline, self.on_degrade = clock, deadline, on_degrade
+        passes = tuple((3 if sg != 1.0 else 2 if g != 1.0 else 1) for g, sg in zip(self.guidance, self.style_guidance))
+        self.policy = DegradePolicy(self.steps, passes, cfg.hop_frames / MODEL_FPS) if adaptive else None
         self.scheduler = generator.models.diffusion.scheduler()
         W, H, L = cfg.context_frames, cfg.hop_frames, cfg.lookahead_frames
         self.lookahead_s = L / MODEL_FPS + FEATURE_LOOKAHEAD_SAMPLES / SAMPLE_RATE
@@ -270,7 +361,7 @@ class MotionStream:
             mask = torch.zeros((1, W, D), dtype=torch.bool)
             mask[:, :n_known] = True
         x0 = diffusion.sample(model, self.scheduler, torch.from_numpy(cond)[None], torch.tensor([style]),
-                              self.steps[stage], gen, kn, mask, self.guidance[stage], style_vec=self.style_vecs[stage],
+                              self.active_steps[stage], gen, kn, mask, self.guidance[stage], style_vec=self.style_vecs[stage],
                               style_guidance=self.style_guidance[stage], null_style=model.config.num_styles,
                               guidance_rescale=FACE_GUIDANCE_RESCALE if stage == 0 else 0.0)
         return x0[0].numpy()
@@ -298,8 +389,29 @@ class MotionStream:
         a, b = max(0, i0 - r), min(len(x), i1 + r)
         return smooth_frames(x[a:b], sigma)[i0 - a:i1 - a]
 
+    def _adapt(self, compute_s: float) -> None:
+        """Let the :class:`DegradePolicy` see this step; switch the denoising steps for the next one."""
+        if self.policy is None:
+            return
+        due = self.deadline(self._emitted) if self.deadline is not None else None
+        slack = None if due is None else due - self.clock()
+        if self.policy.level:
+            self.stats.degraded_steps += 1
+        if self.policy.update(compute_s, slack):
+            lv = self.policy.level
+            self.active_steps = self.policy.steps
+            self.stats.level_changes.append((self._step, lv))
+            if lv > self.stats.max_level:
+                self.stats.max_level = lv
+                if self.on_degrade is not None:
+                    f, b = self.active_steps
+                    why = (f"a step took {compute_s * 1000:.0f} ms of its {self.policy.budget_s * 1000:.0f} ms"
+                           if slack is None or slack >= compute_s else f"frames due in {slack * 1000:.0f} ms")
+                    self.on_degrade(f"this machine is too slow for real-time motion ({why}): using fewer "
+                                    f"denoising steps (face {f}, body {b}) until it catches up")
+
     def _run_step(self, end_ext: int, emit_end_ext: int) -> list[MotionFrame]:
-        t0 = time.perf_counter()
+        t0 = self.clock()
         W = self.config.context_frames
         m = self.gen.models
         e = end_ext + self._pad
@@ -363,8 +475,9 @@ class MotionStream:
         if keep_from > 0:
             self._audio = self._audio[keep_from:]
             self._audio_base += keep_from
-        self.stats.compute_s.append(time.perf_counter() - t0)
+        self.stats.compute_s.append(self.clock() - t0)
         self.stats.frames += len(frames)
+        self._adapt(self.stats.compute_s[-1])
         return frames
 
 

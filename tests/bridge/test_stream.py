@@ -335,3 +335,42 @@ def test_ws_audio_client_too_far_ahead_is_closed_1013_and_an_empty_utterance_get
     assert result.utterances == 2 and result.inbox.refused == 1 and result.inbox.queued_samples == 0
     assert any("ahead of real time" in line for line in logs)
     assert any("chunks refused" in line for line in result.summary_lines())
+
+
+def test_a_stream_that_degrades_says_so_once_and_in_the_summary(monkeypatch):
+    """The stream gets the pacer's schedule (``deadline``) and a warning callback; the warning is printed
+    once however often the stream degrades, and the summary counts the degraded steps."""
+    from motion.streaming import DegradePolicy, StreamStats
+    seen = {}
+
+    class DegradingStream:
+        def __init__(self, generator, *, adaptive=False, deadline=None, on_degrade=None, **kw):
+            seen.update(adaptive=adaptive, deadline=deadline)
+            self.on_degrade, self.n, self.samples = on_degrade, 0, 0
+            self.policy = DegradePolicy((4, 6), (2, 1), 0.2)
+            self.stats = StreamStats()
+
+        def push(self, chunk):
+            self.samples += len(chunk)
+            out = []
+            while self.n < self.samples * 30 // 16000:
+                out.append(MotionFrame(self.n, self.n / 30, np.zeros(NUM_ARKIT, np.float32),
+                                       np.tile(np.float32([0, 0, 0, 1]), (55, 1)), np.zeros(3, np.float32)))
+                self.n += 1
+            self.stats.compute_s.append(0.3)
+            if self.policy.update(0.3):
+                self.stats.max_level = self.policy.level
+                self.stats.degraded_steps += 1
+                self.on_degrade(f"too slow: level {self.policy.level}")
+            return out
+
+        def flush(self):
+            return []
+
+    monkeypatch.setattr(stream, "_motion_stream_class", lambda: DegradingStream)
+    logs = []
+    result = run_stream(StreamOptions(input=str(SAMPLE), ws=0, delay=0.1), generator=object(), log=logs.append)
+    assert seen["adaptive"] and callable(seen["deadline"])
+    assert [m for m in logs if "too slow" in m] == ["warning: too slow: level 1"]
+    line = next(l for l in result.summary_lines() if l.startswith("model:"))
+    assert "2 of 40 steps with fewer denoising steps" in line and "face 1, body 1" in line

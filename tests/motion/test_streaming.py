@@ -144,3 +144,40 @@ def test_body_offset_shift_removes_most_of_the_hop_ripple(gen, audio, monkeypatc
     peak = {n: M.jerk_phase_profile(p, 30.0, hop).max() for n, p in pos.items()}
     assert jerk[6] < 0.9 * jerk[0] and peak[6] < peak[0]
     np.testing.assert_array_equal(clips[6].face, clips[0].face)
+
+
+def test_degrade_policy_switches_on_when_a_step_exceeds_its_budget_and_back_when_calm():
+    from motion.streaming import DEGRADE_CALM_STEPS, DegradePolicy
+    p = DegradePolicy((4, 6), (2, 1), budget_s=0.2)              # face with guidance: 2 passes per step
+    assert p.ladder == [(4, 6), (2, 2), (1, 1)] and p.cost == [14, 6, 3]
+    assert not p.update(0.10) and p.level == 0                    # within budget
+    assert p.update(0.30) and p.steps == (2, 2)                   # smoothed 0.2 s > 0.9 x budget: degrade
+    assert p.update(0.30) and p.steps == (1, 1)                   # still too slow at level 1
+    assert not p.update(0.30) and p.level == 2                    # no lower level
+    n = 1
+    while not p.update(0.02):                                     # fast again: level 1 after calm steps
+        n += 1
+    assert p.level == 1 and DEGRADE_CALM_STEPS <= n <= DEGRADE_CALM_STEPS + 5
+    q = DegradePolicy((4, 6), (2, 1), budget_s=0.2)
+    assert q.update(0.05, slack_s=0.01) and q.level == 1          # fast, but the next frames are due now
+    assert DegradePolicy((1, 1), (2, 1), 0.2).ladder == [(1, 1)]  # nothing to degrade to
+
+
+def test_stream_degrades_under_an_injected_slow_clock_and_says_so_once_per_level(gen, audio):
+    """Each step appears to take 0.5 s of its 0.2 s budget (a slow clock): the stream switches to fewer
+    denoising steps after its first step, reports it, and its frames are still complete and finite."""
+    t = [0.0]
+
+    def slow_clock():
+        t[0] += 0.5                                               # each step appears to take 0.5 s
+        return t[0]
+    messages = []
+    s = MotionStream(gen, seed=1, warm_up=False, adaptive=True, clock=slow_clock, on_degrade=messages.append)
+    frames = s.push(audio[:24000]) + s.flush()
+    assert len(frames) == 45 and all(np.isfinite(f.face).all() for f in frames)
+    assert s.stats.level_changes[:2] == [(1, 1), (2, 2)] and s.active_steps == (1, 1)
+    assert s.stats.degraded_steps == len(s.stats.compute_s) - 1
+    assert len(messages) == 2 and "too slow" in messages[0] and "face 2, body 2" in messages[0]
+    plain = MotionStream(gen, seed=1, warm_up=False, clock=slow_clock)   # not adaptive: never degrades
+    plain.push(audio[:24000])
+    assert plain.active_steps == plain.steps and plain.stats.degraded_steps == 0
