@@ -1057,8 +1057,11 @@ def _summary(e: dict) -> str:
 def run(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, *, models_dir=None, workers: int = 1,
         fix_sync: bool = False, force: bool = False, pose: bool = True, hands: bool = True,
         min_face_rate: float = MIN_FACE_RATE, progress: bool = True, facegood_names=None,
-        echo=print) -> Report:
+        echo=print, executor: cf.Executor | None = None) -> Report:
     """Prepare every input into ``out_dir`` (created if missing); see the module docstring.
+
+    ``executor``: runs the clips instead of the local process pool (``submit``/``shutdown``/``with``, as
+    :class:`concurrent.futures.Executor`); :class:`motion.prepare_ray.RayExecutor` runs each as a Ray task.
 
     Returns:
         :class:`Report`. Bad inputs are skipped with a line; they never stop the others.
@@ -1116,13 +1119,13 @@ def run(inputs: list[str | os.PathLike], out_dir: str | os.PathLike, *, models_d
         _write_manifest(out, man)
 
     bar = tqdm(total=len(todo), desc="prepare", unit="clip", disable=not progress, position=0)
-    if workers <= 1:
+    if workers <= 1 and executor is None:
         for j in todo:
             status, value = _worker(j, str(out), dict(opts, progress=progress))
             record(j, status, value)
             bar.update(1)
     else:
-        with cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp_ctx.get_context("spawn")) as ex:
+        with executor or cf.ProcessPoolExecutor(max_workers=workers, mp_context=mp_ctx.get_context("spawn")) as ex:
             futs = {ex.submit(_worker, j, str(out), dict(opts, progress=False)): j for j in todo}
             for fu in cf.as_completed(futs):
                 j = futs[fu]
@@ -1159,13 +1162,23 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip videos whose face is tracked in fewer frames (default %(default)s)")
     ap.add_argument("--facegood-names", default=None, help="bs_names_116.npy (default: searched above the input)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
-    a = ap.parse_args(argv)
+    ap.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                    help="run each clip as a Ray task (pip install -e '.[scale]'): alone, on a new local Ray "
+                         "instance with --workers CPUs; 'auto', HOST:PORT or ray://HOST:PORT joins a running "
+                         "cluster (`ray start --head`; inputs and -o on a filesystem every node sees)")
+    from .prepare_ray import split_ray_flag  # (no Ray import)
+    a = ap.parse_args(split_ray_flag(sys.argv[1:] if argv is None else argv))
     if a.workers < 1:
         ap.error("--workers must be >= 1")
     try:
+        executor = None
+        if a.ray is not None:
+            from .prepare_ray import RayExecutor
+            executor = RayExecutor(a.ray, workers=a.workers)
         rep = run(a.inputs, a.output, models_dir=a.models, workers=a.workers, fix_sync=a.fix_sync, force=a.force,
                   pose=not a.no_pose, hands=not (a.no_hands or a.no_pose), min_face_rate=a.min_face_rate,
-                  progress=not a.quiet, facegood_names=Path(a.facegood_names) if a.facegood_names else None)
+                  progress=not a.quiet, facegood_names=Path(a.facegood_names) if a.facegood_names else None,
+                  executor=executor)
     except ChatAnyoneError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
