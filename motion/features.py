@@ -6,12 +6,21 @@ at t = 0).  All low-level features are first computed by ``librosa`` at a 10 ms 
 linearly interpolated at the exact fractional positions ``i * 100 / fps``; the number of frames is
 ``round(len(samples) / 16000 * fps)``.  This needs no integer hop (16000 / 30 is not one).
 
-Normalisation in :meth:`AudioFeatures.stack` uses fixed constants only (never per-clip statistics), so a
-streaming extractor and an offline one produce the same numbers.
+Two model-input layouts (:meth:`AudioFeatures.stack`):
 
-Phones come from ``pocketsphinx`` (the US English acoustic model and phonetic LM ship inside the wheel):
-all-phone decoding by default, or forced alignment when a transcript is given and every word is in the
-bundled CMU dictionary (otherwise it falls back to all-phone decoding).  Nothing is downloaded.
+* ``"fixed"`` (checkpoints up to 0.4.0): log-mel, energy and pitch normalised by fixed constants;
+* ``"running"``: log-mel, energy and pitch relative to their running means over the speech so far
+  (:class:`motion.phone_features.RunningNorm`: a different voice, microphone or loudness does not move them),
+  then the phone posteriors.
+
+Neither uses statistics of the future, so a streaming extractor (:class:`StreamingFeatures`) and an offline
+one produce the same numbers.
+
+Phones (the last 40 columns) come, by default, from the frame-level phone classifier of
+:mod:`motion.phone_features` (distilled from pocketsphinx; 100 ms lookahead; same offline and streaming).
+``pocketsphinx`` itself (the US English acoustic model and phonetic LM ship inside the wheel) gives all-phone
+decoding (``phones="pocketsphinx"``), or forced alignment when a transcript is given and every word is in the
+bundled CMU dictionary (otherwise it falls back to the default source).  Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -28,8 +37,9 @@ from .audio import SAMPLE_RATE
 from .errors import AudioError
 
 __all__ = [
-    "PHONES", "SIL_INDEX", "N_MELS", "FEATURE_DIM", "FEATURE_LAYOUT", "AudioFeatures",
-    "extract_features", "onset_strength", "phone_segments",
+    "PHONES", "SIL_INDEX", "N_MELS", "FEATURE_DIM", "FEATURE_LAYOUT", "LAYOUTS", "PHONE_SOURCES",
+    "DEFAULT_PHONE_SOURCE", "AudioFeatures", "StreamingFeatures", "extract_features", "onset_strength",
+    "phone_segments",
 ]
 
 PHONES: tuple[str, ...] = (
@@ -66,6 +76,13 @@ FEATURE_LAYOUT: tuple[tuple[str, int], ...] = (
 """Order and width of the blocks in :meth:`AudioFeatures.stack`."""
 FEATURE_DIM = sum(w for _, w in FEATURE_LAYOUT)
 """Width D of :meth:`AudioFeatures.stack` (80 mel + energy + pitch + voiced + 40 phones = 123)."""
+LAYOUTS = ("fixed", "fixed-sil", "running")
+"""Model-input layouts of :meth:`AudioFeatures.stack` (all :data:`FEATURE_DIM` wide, blocks in
+:data:`FEATURE_LAYOUT` order): ``fixed`` as up to checkpoint 0.4.0; ``fixed-sil`` the same with the phone
+block all 'SIL'; ``running`` relative to the running means (:mod:`motion.phone_features`)."""
+PHONE_SOURCES = ("classifier", "pocketsphinx", "none")
+DEFAULT_PHONE_SOURCE = "classifier"
+"""Where ``extract_features(phones=True)`` gets its phones (see :data:`PHONE_SOURCES`)."""
 
 
 @dataclass
@@ -82,9 +99,14 @@ class AudioFeatures:
         voiced: ``[T]`` float32 in {0, 1}: 1 where RMS > -50 dBFS and the signal is periodic: the
             normalised cross-correlation (NCCF, as in RAPT, Talkin 1995) between the 32 ms window and the
             same window one YIN period later is >= 0.5.
-        phones: ``[T, 40]`` float32 phone posteriors over :data:`PHONES`: the fraction of the frame's
-            1/fps window covered by each recognised/aligned phone (rows sum to 1).
+        phones: ``[T, 40]`` float32 phone posteriors over :data:`PHONES` (rows sum to 1): the classifier's
+            softmax, or for pocketsphinx the fraction of the frame's 1/fps window covered by each
+            recognised/aligned phone; all 'SIL' when phones were not asked for.
         fps: frame rate in Hz.
+        relative: ``[T, 83]`` float32 or None: :func:`motion.phone_features.classifier_input` of the
+            running-normalised mel, energy and pitch (+ voicing); the first 83 columns of the ``running``
+            layout.
+        phone_source: which source filled ``phones`` (:data:`PHONE_SOURCES`, or ``"aligned"``).
     """
 
     mel: np.ndarray
@@ -93,28 +115,46 @@ class AudioFeatures:
     voiced: np.ndarray
     phones: np.ndarray
     fps: float = 30.0
+    relative: np.ndarray | None = None
+    phone_source: str = "none"
 
     @property
     def num_frames(self) -> int:
         """T, the number of frames."""
         return int(self.energy.shape[0])
 
-    def stack(self) -> np.ndarray:
+    def stack(self, layout: str = "fixed") -> np.ndarray:
         """Concatenate the normalised features into the model input.
 
+        Args:
+            layout: one of :data:`LAYOUTS`.
         Returns:
-            ``[T, FEATURE_DIM]`` float32, blocks in :data:`FEATURE_LAYOUT` order:
+            ``[T, FEATURE_DIM]`` float32, blocks in :data:`FEATURE_LAYOUT` order.  ``fixed``:
             ``(mel - MEL_MEAN) / MEL_SCALE`` (80), ``(energy - ENERGY_REF) / ENERGY_SCALE`` (1),
             ``voiced * (pitch - PITCH_REF) / PITCH_SCALE`` (1; 0 when unvoiced), ``voiced`` (1),
-            ``phones`` (40).  All constants are fixed, so the result does not depend on the rest of the clip.
+            ``phones`` (40); ``fixed-sil``: the same with every frame's phones 'SIL'; ``running``:
+            :attr:`relative` (83) then ``phones`` (40).  No layout depends on frames after the current one
+            (beyond the features' own lookahead).
+        Raises:
+            ValueError: unknown layout, or ``running`` on features computed without :attr:`relative`.
         """
+        if layout not in LAYOUTS:
+            raise ValueError(f"unknown feature layout {layout!r}; use one of {LAYOUTS}")
+        phones = self.phones
+        if layout == "fixed-sil":
+            phones = np.zeros_like(self.phones)
+            phones[:, SIL_INDEX] = 1.0
+        if layout == "running":
+            if self.relative is None:
+                raise ValueError("these features have no running-normalised block")
+            return np.concatenate([self.relative, phones], axis=1).astype(np.float32, copy=False)
         pitch_n = np.where(self.voiced > 0, (self.pitch - PITCH_REF) / PITCH_SCALE, 0.0)
         out = np.concatenate([
             (self.mel - MEL_MEAN) / MEL_SCALE,
             ((self.energy - ENERGY_REF) / ENERGY_SCALE)[:, None],
             pitch_n[:, None],
             self.voiced[:, None],
-            self.phones,
+            phones,
         ], axis=1)
         return out.astype(np.float32, copy=False)
 
@@ -277,7 +317,7 @@ def _phone_posteriors(segments, n100: int, num_frames: int, fps: float) -> np.nd
 
 def extract_features(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: float = 30,
                      num_frames: int | None = None, transcript: str | None = None,
-                     phones: bool = True) -> AudioFeatures:
+                     phones: bool | str = True, relative: bool = True) -> AudioFeatures:
     """Compute :class:`AudioFeatures` for a clip.
 
     Args:
@@ -286,15 +326,23 @@ def extract_features(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: f
         fps: output frame rate in Hz; frame i is centred at i / fps seconds.
         num_frames: force the output length T: the audio is zero-padded (silence) or truncated to
             ``num_frames / fps`` seconds first.  Default ``round(N / 16000 * fps)``.
-        transcript: optional text, used for forced phone alignment (see :func:`phone_segments`).
-        phones: False skips pocketsphinx and sets every frame to 'SIL' (fast, for tests and ablations).
+        transcript: optional text: phones are force-aligned to it with pocketsphinx (see
+            :func:`phone_segments`); when that cannot be done, ``phones`` decides.
+        phones: the phone source, one of :data:`PHONE_SOURCES`; True = :data:`DEFAULT_PHONE_SOURCE` (the
+            distilled classifier), False = ``"none"`` (every frame 'SIL').
+        relative: compute :attr:`AudioFeatures.relative` (the running normalisation; needed by the
+            classifier and the ``running`` layout).
 
     Returns:
         :class:`AudioFeatures` with T frames.
 
     Raises:
         AudioError: wrong sample rate, non-mono or non-finite samples, or T < 1.
+        ValueError: unknown phone source.
     """
+    source = DEFAULT_PHONE_SOURCE if phones is True else ("none" if phones is False else str(phones))
+    if source not in PHONE_SOURCES:
+        raise ValueError(f"unknown phone source {phones!r}; use one of {PHONE_SOURCES}")
     y = _check_input(samples, sample_rate)
     T = _num_frames(len(y), fps) if num_frames is None else int(num_frames)
     if T < 1:
@@ -327,13 +375,27 @@ def extract_features(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: f
     pitch = np.where(voiced > 0, _to_fps(np.where(voiced100 > 0, log_f0, 0.0), T, fps)
                      / np.maximum(_to_fps(voiced100, T, fps), 1e-6), 0.0).astype(np.float32)
 
-    if phones:
-        segs = phone_segments(y, transcript)
+    rel = None
+    if relative or source == "classifier":
+        from .phone_features import RunningNorm, classifier_input
+        rel = classifier_input(*RunningNorm().normalise(mel, energy, pitch, voiced), voiced)
+    segs = None
+    if transcript:
+        with _DECODER_LOCK:
+            segs = _align_segments(_to_int16(y), transcript)
+    if segs:
+        source = "aligned"
         post = _phone_posteriors(segs, n100, T, fps)
+    elif source == "pocketsphinx":
+        post = _phone_posteriors(phone_segments(y), n100, T, fps)
+    elif source == "classifier":
+        from .phone_features import phone_posteriors
+        post = phone_posteriors(rel)
     else:
         post = np.zeros((T, len(PHONES)), dtype=np.float32)
         post[:, SIL_INDEX] = 1.0
-    return AudioFeatures(mel=mel, energy=energy, pitch=pitch, voiced=voiced, phones=post, fps=float(fps))
+    return AudioFeatures(mel=mel, energy=energy, pitch=pitch, voiced=voiced, phones=post, fps=float(fps),
+                         relative=rel, phone_source=source)
 
 
 def onset_strength(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: float = 30,
@@ -353,3 +415,76 @@ def onset_strength(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: flo
     T = _num_frames(len(y), fps) if num_frames is None else int(num_frames)
     env = librosa.onset.onset_strength(y=y, sr=SAMPLE_RATE, hop_length=HOP_100HZ, n_fft=N_FFT)
     return _to_fps(env, T, fps)
+
+
+class StreamingFeatures:
+    """Model inputs for a stream, frame-exact with :func:`extract_features` + :meth:`AudioFeatures.stack`.
+
+    The streaming path computes raw features (``relative=False``, ``phones=False``) on short audio buffers
+    that overlap; this class carries the running normalisation (:class:`motion.phone_features.RunningNorm`)
+    across them, normalising each frame once and in order, keeps the last normalised frames for the phone
+    classifier's left context, and stacks each layout.
+
+    Args:
+        layouts: the layouts to produce (:data:`LAYOUTS`), e.g. ``("running", "fixed-sil")``.
+        phones: :data:`PHONE_SOURCES`. ``"pocketsphinx"`` decodes each buffer's audio (all-phone; the
+            newest frames of a window get the phones decoded with the audio up to the window's end plus the
+            features' 64 ms, so they can differ from the offline decoding of the whole clip, which also sees
+            later audio); ``"classifier"`` is frame-exact with offline.
+    Raises:
+        ValueError: unknown layout or phone source.
+    """
+
+    def __init__(self, layouts, phones: str = "none"):
+        self.layouts = list(dict.fromkeys(layouts))
+        if any(k not in LAYOUTS for k in self.layouts) or phones not in PHONE_SOURCES:
+            raise ValueError(f"streaming features: layouts {self.layouts}, phones {phones!r} not supported")
+        self.phones = phones
+        self.need_rel = phones == "classifier" or "running" in self.layouts
+        self._norm = None
+        self._rel = np.zeros((0, 83), np.float32)   # normalised rows [base, next)
+        self._base = self._next = None
+
+    def rows(self, feats: AudioFeatures, first: int, start: int, end: int,
+             audio: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """``{layout: [end - start, FEATURE_DIM] float32}`` for frames [start, end) of the stream.
+
+        Args:
+            feats: raw features of frames ``[first, first + feats.num_frames)``, with
+                ``first <= start <= end <= first + feats.num_frames``; successive calls must not leave a gap
+                (``first`` <= the previous call's ``end``) and ``end`` must not decrease.
+            audio: the 16 kHz samples ``feats`` were computed from (starting at frame ``first``); needed
+                for ``phones="pocketsphinx"``.
+        """
+        out: dict[str, np.ndarray] = {}
+        sl = slice(start - first, end - first)
+        post = None
+        if self.phones == "pocketsphinx":
+            if audio is None:
+                raise ValueError("streaming pocketsphinx phones need the buffer's audio")
+            y = _check_input(audio, SAMPLE_RATE)
+            n100 = 1 + len(y) // HOP_100HZ  # as librosa's centred frames in extract_features
+            post = _phone_posteriors(phone_segments(y), n100, feats.num_frames, feats.fps)[sl]
+        if self.need_rel:
+            from .phone_features import CLASSIFIER_LEFT_FRAMES, RunningNorm, classifier_input, phone_posteriors
+            if self._norm is None:
+                self._norm, self._base, self._next = RunningNorm(), first, first
+            if first > self._next:
+                raise ValueError(f"streaming features: frames [{self._next}, {first}) were skipped")
+            a, b = self._next - first, end - first
+            if b > a:
+                new = classifier_input(*self._norm.normalise(feats.mel[a:b], feats.energy[a:b], feats.pitch[a:b],
+                                                             feats.voiced[a:b]), feats.voiced[a:b])
+                self._rel = np.concatenate([self._rel, new])
+                self._next = end
+            keep = max(self._base, start - CLASSIFIER_LEFT_FRAMES)
+            self._rel, self._base = self._rel[keep - self._base:], keep
+            rel = self._rel[start - self._base:end - self._base]
+            if self.phones == "classifier":
+                post = phone_posteriors(self._rel[:end - self._base])[start - self._base:]
+        for k in self.layouts:
+            f = AudioFeatures(mel=feats.mel[sl], energy=feats.energy[sl], pitch=feats.pitch[sl],
+                              voiced=feats.voiced[sl], phones=feats.phones[sl] if post is None else post,
+                              fps=feats.fps, relative=rel if self.need_rel else None)
+            out[k] = f.stack(k)
+        return out

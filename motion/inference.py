@@ -495,6 +495,9 @@ class MotionGenerator:
         #: style presets each stage was trained with (others have untrained embeddings)
         self.face_styles = [s for s in self.styles if s in trained]
         self.body_styles = [s for s in self.face_styles if s in body_datasets]
+        #: model-input layout per stage (:meth:`motion.features.AudioFeatures.stack`) and the default phone
+        #: source; checkpoints before 0.5.0 have none: the fixed layout, no phones unless asked for
+        self.feature_layouts = {"face": "fixed", "body": "fixed", "phones": "none"} | dict(info.get("features", {}))
 
     def style_id(self, style: str | None, stage: str = "face") -> int:
         """Style preset name -> id for ``stage``; ``None`` -> the "no style" id. The body stage falls back
@@ -567,10 +570,12 @@ class MotionGenerator:
         face_steps, body_steps = (int(steps), int(steps)) if steps else (FACE_STEPS, BODY_STEPS)
         style_id, body_style_id = self.style_id(style), self.style_id(style, "body")
         gen = torch.Generator().manual_seed(int(seed))
-        phones = RECOGNISE_PHONES if phones is None else bool(phones)
+        layouts = self.feature_layouts
+        phones = (RECOGNISE_PHONES or layouts["phones"] != "none") if phones is None else bool(phones)
+        source = (layouts["phones"] if layouts["phones"] != "none" else "pocketsphinx") if phones else "none"
         feats = extract_features(audio, SAMPLE_RATE, MODEL_FPS, num_frames=T, transcript=transcript,
-                                 phones=phones or bool(transcript))
-        cond = feats.stack().astype(np.float32)
+                                 phones=source, relative="running" in layouts.values())
+        cond, body_feats = feats.stack(layouts["face"]), feats.stack(layouts["body"])
         sched = m.diffusion.scheduler()
         face_sv, body_sv = self.style_vectors(style_reference)
         none = m.face.config.num_styles
@@ -580,7 +585,7 @@ class MotionGenerator:
                                 face_guidance, progress, "face stage", face_sv, sg, eta=face_eta,
                                 guidance_rescale=FACE_GUIDANCE_RESCALE if face_guidance_rescale is None
                                 else face_guidance_rescale)
-        body_cond = np.concatenate([cond, face_n if face_to_body else np.zeros_like(face_n)], axis=1)
+        body_cond = np.concatenate([body_feats, face_n if face_to_body else np.zeros_like(face_n)], axis=1)
         body_n = sample_windows(m.body, sched, body_cond, body_style_id, body_steps, self.window, self.overlap, gen,
                                 body_guidance, progress, "body stage", body_sv, body_sg, eta=body_eta)
         face_n, body_n = smooth_frames(face_n, FACE_SMOOTH_SIGMA), smooth_frames(body_n, BODY_SMOOTH_SIGMA)

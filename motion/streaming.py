@@ -22,9 +22,12 @@ step)``, so the output depends on the audio and the seed only, not on how the au
 20 ms chunks and the whole file in one :meth:`MotionStream.push` give identical frames.
 :func:`stream_clip` is that offline use of the streaming path.
 
-Streaming differs from the offline default in three documented ways: no pocketsphinx phones (the features'
-phone block is all 'SIL'; the model is trained with phone dropout for this), shorter windows, and the
-blink/brow/gaze model sampled without its speech-energy coupling, in blocks of 5 minutes.
+Streaming differs from the offline default in three documented ways: the phones (checkpoints >= 0.5.0:
+pocketsphinx decodes each window's audio, so the newest frames' phones are decided without the later audio
+the offline decoding of the whole clip sees; older checkpoints: none, all 'SIL'), shorter windows, and the
+blink/brow/gaze model sampled without its speech-energy coupling, in blocks of 5 minutes. The running
+normalisation of the features (:class:`motion.phone_features.RunningNorm`) is carried across steps and matches
+offline frame for frame.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from . import diffusion
 from .audio import SAMPLE_RATE
 from .clip import MotionClip
 from .errors import AudioError, ChatAnyoneError
-from .features import extract_features
+from .features import StreamingFeatures, extract_features
 from .frames import MotionFrame
 from .representation import FACE_MOUTH_DIM
 from .inference import (BODY_GUIDANCE, BODY_SMOOTH_SIGMA, FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, MODEL_FPS,
@@ -220,6 +223,9 @@ class MotionStream:
                  on_degrade: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.perf_counter):
         self.gen = generator
+        lay = generator.feature_layouts  # model-input layout per stage and phone source
+        self._layouts = (lay["face"], lay["body"])
+        self._stream_features = StreamingFeatures(self._layouts, lay["phones"])
         self.config = cfg = config or StreamConfig()
         if cfg.context_frames > generator.models.face.config.max_frames:
             raise ChatAnyoneError(f"context_frames {cfg.context_frames} exceeds the model's "
@@ -306,8 +312,10 @@ class MotionStream:
         return out
 
     # -------------------------------------------------------------------------------------- internals
-    def _features(self, start: int, end: int) -> np.ndarray:
-        """``[end - start, 123]`` model input for internal frames [start, end).
+    def _features(self, start: int, end: int) -> tuple[np.ndarray, np.ndarray]:
+        """Face and body stage inputs ``[end - start, 123]`` (their checkpoint layouts) for internal frames
+        [start, end); the running normalisation and the phone classifier's context carry across steps
+        (:class:`motion.features.StreamingFeatures`).
 
         The features are computed on the audio from a frame on the 0.1 s grid (a multiple of 3 frames,
         so the 100 Hz analysis frames fall where the offline ones do) at least ``_MARGIN`` frames before
@@ -319,8 +327,9 @@ class MotionStream:
         buf = self._audio[a:b]
         if len(buf) < b - a:  # end of the stream: silence after the audio
             buf = np.pad(buf, (0, b - a - len(buf)))
-        feats = extract_features(buf, SAMPLE_RATE, MODEL_FPS, phones=False).stack()
-        return feats[start - fs:end - fs]
+        feats = extract_features(buf, SAMPLE_RATE, MODEL_FPS, phones=False, relative=False)
+        rows = self._stream_features.rows(feats, fs, start, end, audio=buf)
+        return rows[self._layouts[0]], rows[self._layouts[1]]
 
     def _idle_frames(self, a: int, b: int) -> tuple[np.ndarray, np.ndarray]:
         """Blink/brow/gaze face ``[b-a, 52]`` and eye rotations ``[b-a, 2, 4]`` for external frames [a, b)."""
@@ -425,7 +434,7 @@ class MotionStream:
         known_body = self._body_n[k0:k0 + n_known] if n_known else None
         seed = int(np.random.SeedSequence([self.seed, self._step]).generate_state(1)[0])
         gen = torch.Generator().manual_seed(seed)
-        cond = self._features(s, e)
+        cond, body_feats = self._features(s, e)
         # frames after the committed ones that the previous step sampled as its look ahead: cross-fade
         prev_end = self._motion_base + len(self._face_n)
         n_prev = max(0, min(prev_end, e) - committed) if n_known else 0
@@ -443,7 +452,7 @@ class MotionStream:
         old_face = self._face_n[k0 + j0:k0 + j0 + n_prev].copy()
         old_body = self._body_n[k0 + j0:k0 + j0 + n_prev].copy()
         face_n = ensemble(self._sample_stage(m.face, cond, known_face, n_known, 0, self.style_ids[0], gen), old_face)
-        body_cond = np.concatenate([cond, face_n], axis=1)
+        body_cond = np.concatenate([body_feats, face_n], axis=1)
         body_n = ensemble(self._sample_stage(m.body, body_cond, known_body, n_known, 1, self.style_ids[1], gen),
                           old_body, shift=True)
         # keep the window's motion (the committed part is unchanged by inpainting)

@@ -97,6 +97,22 @@ class TrainConfig:
     body_variance_compensation: bool = True
     # reuse the face stage (weights and statistics) of this checkpoint instead of training one (face_steps unused)
     face_from: str | None = None
+    #: reuse the body stage (weights, statistics, variance compensation and its feature layout) of this
+    #: checkpoint instead of training one (body_steps unused)
+    body_from: str | None = None
+    #: start the face stage from this checkpoint's face weights (same architecture; fine-tuning), then train
+    #: face_steps with this config's data and normalisation
+    face_init: str | None = None
+    #: a face channel that never moves in a clip (range < 1e-3, e.g. FACEGOOD's mouthClose/Press/Stretch/
+    #: Shrug, which its rig mapping does not produce) counts as not captured there, so it is learned only
+    #: from the datasets that do capture it (the MediaPipe-tracked videos)
+    mask_constant_channels: bool = False
+    #: model-input layout of the face stage (motion.features.LAYOUTS): "fixed" (up to 0.4.0) or "running"
+    #: (running-normalised log-mel/energy/pitch + the distilled classifier's phone posteriors)
+    face_features: str = "fixed"
+    #: where the phone block of the training features comes from (motion.features.PHONE_SOURCES); stored in
+    #: the checkpoint as the default phone source of inference when face_features is "running"
+    phone_source: str = "pocketsphinx"
     # the body data's face condition sampled as inference samples the face (steps, guidance, rescale,
     # smoothing) instead of one-pass unguided DDIM at inference_steps
     body_cond_like_inference: bool = False
@@ -218,22 +234,26 @@ def make_items(clips: list[TrainingClip], cfg: TrainConfig, rng: np.random.Gener
             T = v.clip.num_frames
             if v.audio is None:
                 feats = np.zeros((T, FEATURE_DIM), np.float32)
-                feats[:, PHONE_SLICE.start + SIL_INDEX] = 1.0
+                feats[:, PHONE_SLICE.start + SIL_INDEX] = 1.0  # (unused: these items never see audio)
                 items += _clip_items(v, feats, "", cfg.mirror, cfg.body_datasets, has_audio=False)
                 continue
             audios = [("", v.audio)]
             if cfg.noise_augment and v is c:
                 audios.append(("~noisy", augment_audio(v.audio, rng, cfg.gain_db, cfg.noise_dbfs)))
             for tag, audio in audios:
-                feats = extract_features(audio, 16000, 30.0, num_frames=T).stack().astype(np.float32)
-                items += _clip_items(v, feats, tag, cfg.mirror, cfg.body_datasets)
+                feats = extract_features(audio, 16000, 30.0, num_frames=T, phones=cfg.phone_source,
+                                         relative=cfg.face_features == "running")
+                items += _clip_items(v, feats.stack(cfg.face_features), tag, cfg.mirror, cfg.body_datasets,
+                                     mask_constant=cfg.mask_constant_channels)
     return items
 
 
 def _clip_items(c: TrainingClip, feats: np.ndarray, tag: str, mirror: bool, body_datasets: list[str],
-                has_audio: bool = True) -> list[Item]:
+                has_audio: bool = True, mask_constant: bool = False) -> list[Item]:
     items = []
     fv, jv = frame_masks(c)
+    if mask_constant:
+        fv = fv & (np.ptp(c.clip.face, axis=0) >= 1e-3)
     if c.dataset not in body_datasets:
         jv = jv.copy()
         jv[:, list(BODY_STAGE_JOINTS)] = False
@@ -334,15 +354,19 @@ def batch_fn(items: list[Item], cfg: TrainConfig, target: str, cond: str, mask: 
 
 
 def train_stage(model: MotionDenoiser, batch_fn, steps: int, cfg: TrainConfig,
-                desc: str, log: list) -> float:
-    """Train one denoiser for ``steps`` AdamW steps with a cosine schedule; returns the last loss (EMA)."""
+                desc: str, log: list, distributed=None) -> float:
+    """Train one denoiser for ``steps`` AdamW steps with a cosine schedule; returns the last loss (EMA).
+    ``distributed``: None (one process) or a :class:`motion.distributed.DistContext` (DDP: this rank's rows
+    of each global batch, gradients and logged losses averaged over the ranks)."""
     sched = DiffusionConfig(num_inference_steps=cfg.inference_steps).scheduler()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     lr_sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / 200) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    if distributed is not None:
+        model, batch_fn = distributed.stage(model, batch_fn)
     model.train()
     ema = None
-    bar = tqdm(range(steps), desc=desc)
+    bar = tqdm(range(steps), desc=desc, disable=distributed is not None and not distributed.is_main)
     for step in bar:
         x0, cond, style, mask, keep, style_ref = batch_fn()
         out = diffusion_loss(model, sched, x0, cond, style, mask, keep, cfg.velocity_weight, style_ref)
@@ -352,11 +376,15 @@ def train_stage(model: MotionDenoiser, batch_fn, steps: int, cfg: TrainConfig,
         opt.step()
         lr_sched.step()
         v = out["loss"].item()
+        if distributed is not None:  # the mean over the ranks
+            v, out = distributed.logged(out)
         ema = v if ema is None else 0.98 * ema + 0.02 * v
         if step % 50 == 0 or step == steps - 1:
             bar.set_postfix(loss=f"{ema:.4f}")
             log.append({"stage": desc, "step": step, "loss": ema, "mse": float(out["mse"]), "vel": float(out["vel"])})
     model.eval()
+    if distributed is not None:  # back to CPU; every rank's weights checked identical
+        model = distributed.finish_stage(model, desc, log)
     return float(ema)
 
 
@@ -416,8 +444,10 @@ def fit_body_gain(checkpoint: str | os.PathLike, clips: list[TrainingClip], seed
     return gain, center, stats
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> Path:
-    """Run the whole training; writes ``out_dir/model.safetensors`` and ``out_dir/train_log.json``."""
+def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
+    """Run the whole training; writes ``out_dir/model.safetensors`` and ``out_dir/train_log.json``.
+    ``distributed``: a :class:`motion.distributed.DistContext` to train with DDP (only rank 0 writes)."""
+    progress = progress and (distributed is None or distributed.is_main)
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -447,10 +477,23 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         log.append({"stage": "face stage", "reused_from": str(cfg.face_from)})
     else:
         face_model = MotionDenoiser(dcfg(FACE_DIM, FEATURE_DIM))
+        if cfg.face_init:
+            face_model.load_state_dict(load_models(cfg.face_init).face.state_dict())
+            log.append({"stage": "face stage", "initialised_from": str(cfg.face_init)})
         face_batch = batch_fn(face_items, cfg, "face", "cond", "face_mask", face_mean, face_std, n_styles, rng)
-        face_loss = train_stage(face_model, face_batch, cfg.face_steps, cfg, "face stage", log)
+        face_loss = train_stage(face_model, face_batch, cfg.face_steps, cfg, "face stage", log, distributed)
 
     # ---- body stage: condition on generated mouth + real head motion ----------------------------------
+    features = {"face": cfg.face_features, "body": cfg.face_features,
+                "phones": cfg.phone_source if cfg.face_features == "running" else "none"}
+    if cfg.body_from:
+        prev = load_models(cfg.body_from)
+        body_model, body_loss = prev.body, float(prev.info["training"]["body_final_loss"])
+        body_mean, body_std = prev.body_mean.numpy(), prev.body_std.numpy()
+        # checkpoints before 0.5.0 ran their body stage on the fixed layout without phones by default
+        features["body"] = prev.info.get("features", {}).get("body", "fixed-sil")
+        log.append({"stage": "body stage", "reused_from": str(cfg.body_from)})
+        body_items = []
     sched = DiffusionConfig(num_inference_steps=cfg.inference_steps).scheduler()
     gen = torch.Generator().manual_seed(cfg.seed)
     face_cond_cache: dict[str, np.ndarray] = {}
@@ -474,14 +517,16 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
         fn = np.where(it.face_mask, real, fn)
         it.body_cond = np.concatenate([it.cond, fn], axis=1).astype(np.float32)  # type: ignore[attr-defined]
 
-    body_model = MotionDenoiser(dcfg(BODY_DIM, FEATURE_DIM + FACE_DIM))
-    body_batch = batch_fn(body_items, cfg, "body", "body_cond", "body_mask", body_mean, body_std, n_styles, rng)
-    body_loss = train_stage(body_model, body_batch, cfg.body_steps, cfg, "body stage", log)
+    if not cfg.body_from:
+        body_model = MotionDenoiser(dcfg(BODY_DIM, FEATURE_DIM + FACE_DIM))
+        body_batch = batch_fn(body_items, cfg, "body", "body_cond", "body_mask", body_mean, body_std, n_styles, rng)
+        body_loss = train_stage(body_model, body_batch, cfg.body_steps, cfg, "body stage", log, distributed)
 
     wall = time.time() - t0
     licences = sorted({c.licence for c in clips})
     info = {
-        "version": cfg.version, "styles": list(STYLES), "feature_dim": FEATURE_DIM, "window": W,
+        "version": cfg.version, "styles": list(STYLES), "feature_dim": FEATURE_DIM, "features": features,
+        "window": W,
         "overlap": cfg.overlap,
         "training": {
             "config": asdict(cfg), "command": "chatanyone train " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["train"] else sys.argv[1:]),
@@ -496,10 +541,23 @@ def train(cfg: TrainConfig, progress: bool = True) -> Path:
     models = StageModels(face_model, body_model, torch.from_numpy(face_mean), torch.from_numpy(face_std),
                          torch.from_numpy(body_mean), torch.from_numpy(body_std),
                          DiffusionConfig(num_inference_steps=cfg.inference_steps), info)
+    if cfg.body_from:  # the reused body stage keeps its variance compensation and its training record
+        models.body_gain, models.body_gain_center = prev.body_gain, prev.body_gain_center
+        prev_tr = prev.info.get("training", {})
+        info["training"]["body_from"] = {"checkpoint": str(cfg.body_from), "version": prev.info.get("version"),
+                                         "body_steps": prev_tr.get("config", {}).get("body_steps"),
+                                         "train_seconds": prev_tr.get("train_seconds")}
+        if prev_tr.get("body_gain"):
+            info["training"]["body_gain"] = prev_tr["body_gain"]
+    if cfg.face_features == "running" and cfg.phone_source == "classifier":
+        from .phone_features import load_classifier
+        info["phone_classifier"] = {k: v for k, v in load_classifier()[2].items() if k != "train_audio"}
     out = Path(cfg.out_dir)
+    if distributed is not None and not distributed.is_main:
+        return out / "model.safetensors"  # rank 0 writes the checkpoint and the log
     out.mkdir(parents=True, exist_ok=True)
     path = save_models(models, out / "model.safetensors")
-    if cfg.body_variance_compensation:
+    if cfg.body_variance_compensation and not cfg.body_from:
         path = add_body_gain(path, train_clips, progress)
     (out / "train_log.json").write_text(json.dumps({"info": load_models(path).info, "log": log}, indent=1))
     return path
@@ -528,7 +586,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--body-gain-only", action="store_true",
                     help="do not train: re-fit the body variance compensation of the checkpoint already in "
                          "out_dir on the config's training clips")
+    ap.add_argument("--nproc", type=int, default=1,
+                    help="train with DDP in N local processes (gloo on CPU, NCCL with one GPU each); under "
+                         "torchrun leave it out (see README, Scaling out)")
     a = ap.parse_args(argv)
+    if a.nproc < 1:
+        ap.error("--nproc must be >= 1")
+    from . import distributed as ddp
     from .errors import ChatAnyoneError
     try:
         cfg = TrainConfig.from_toml(a.config)
@@ -539,6 +603,10 @@ def main(argv: list[str] | None = None) -> int:
             if not existing.is_file():
                 raise FileNotFoundError(f"no checkpoint to re-fit at {existing}")
             path = add_body_gain(existing, split_holdout(load_clips(cfg), cfg)[0], version=cfg.version)
+        elif a.nproc > 1 or ddp.launched_by_torchrun():
+            path = ddp.train_distributed(cfg, a.nproc)
+            if path is None:  # a torchrun rank other than 0: rank 0 writes and reports
+                return 0
         else:
             path = train(cfg)
     except (FileNotFoundError, ValueError, TypeError, tomllib.TOMLDecodeError) as e:

@@ -1,4 +1,4 @@
-"""Tests for motion.features: 30 fps alignment, energy/pitch/voicing behaviour, phones from pocketsphinx."""
+"""Tests for motion.features: 30 fps alignment, energy/pitch/voicing behaviour, layouts, phones from pocketsphinx."""
 from pathlib import Path
 
 import numpy as np
@@ -120,7 +120,8 @@ def test_phones_agree_with_arctic_labels():
     lab = _read_lab(TEST_AUDIO / "cmu_arctic_a0009_phone.lab")
     assert all(p in PHONES for _, _, p in lab)
 
-    allphone = extract_features(y)
+    allphone = extract_features(y, phones="pocketsphinx")
+    assert allphone.phone_source == "pocketsphinx"
     np.testing.assert_allclose(allphone.phones.sum(axis=1), 1.0, atol=1e-5)
     # Measured 0.61 (all-phone decoding); chance is ~1/40.
     assert _agreement(allphone, lab) > 0.45
@@ -128,6 +129,7 @@ def test_phones_agree_with_arctic_labels():
     assert (allphone.phones[-3:].argmax(axis=1) == SIL_INDEX).all()
 
     aligned = extract_features(y, transcript=A0009_TEXT)
+    assert aligned.phone_source == "aligned"
     # Measured 0.87 with forced alignment to the transcript.
     assert _agreement(aligned, lab) > 0.75
     assert (aligned.phones[:3].argmax(axis=1) == SIL_INDEX).all()
@@ -137,6 +139,23 @@ def test_phones_agree_with_arctic_labels():
 @needs_data
 def test_out_of_dictionary_transcript_falls_back_to_allphone():
     y = load_audio(TEST_AUDIO / "cmu_arctic_a0009.wav")
-    fallback = extract_features(y, transcript="qzxv blorptastic")
-    allphone = extract_features(y)
+    fallback = extract_features(y, transcript="qzxv blorptastic", phones="pocketsphinx")
+    allphone = extract_features(y, phones="pocketsphinx")
     np.testing.assert_array_equal(fallback.phones, allphone.phones)
+    assert fallback.phone_source == "pocketsphinx"
+
+
+def test_layouts_same_width_and_sil_block():
+    y = _tone(200, 1.0)
+    f = extract_features(y, phones=False)
+    for layout in ("fixed", "fixed-sil", "running"):
+        x = f.stack(layout)
+        assert x.shape == (f.num_frames, FEATURE_DIM) and x.dtype == np.float32 and np.isfinite(x).all()
+    sil = f.stack("fixed-sil")[:, -len(PHONES):]
+    assert (sil[:, SIL_INDEX] == 1).all() and sil.sum() == f.num_frames
+    np.testing.assert_array_equal(f.stack("running")[:, :83], f.relative)
+    with pytest.raises(ValueError):
+        f.stack("nope")
+    with pytest.raises(ValueError):
+        extract_features(y, phones="hama")
+    assert extract_features(y, phones=False, relative=False).relative is None

@@ -69,8 +69,9 @@ def test_stream_features_equal_offline_features(gen, audio):
     # internal frames [pad + 30, pad + 78) = external frames [30, 78); the buffer holds the whole audio here
     s._audio_base = 0
     s._audio = np.concatenate([np.zeros(int(round(pad * 1600 / 3)), np.float32), audio])
-    got = s._features(pad + 30, pad + 78)
+    got, got_body = s._features(pad + 30, pad + 78)  # face and body stage inputs (0.4.0: the same layout)
     np.testing.assert_allclose(got, full[30:78], atol=2e-3)
+    np.testing.assert_allclose(got_body, full[30:78], atol=2e-3)
 
 
 def test_frames_are_ordered_timed_and_final_after_the_lookahead(gen, audio):

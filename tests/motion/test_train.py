@@ -133,3 +133,28 @@ def test_body_gain_is_fitted_on_real_training_audio_and_widens_the_motion(tmp_pa
     mean, std = m2.body_mean.numpy(), m2.body_std.numpy()
     v_on, v_off = (body_vector(on) - mean) / std, (body_vector(off) - mean) / std
     assert v_on.std(0).mean() > 1.1 * v_off.std(0).mean()
+
+
+def test_constant_channels_are_not_captured_when_asked():
+    """mask_constant_channels: a face channel that never moves in a clip (FACEGOOD's mouthClose) is masked out
+    of the loss, so only datasets that capture it teach it."""
+    from motion.datasets import TrainingClip
+    from motion.representation import FACE_MOUTH_DIM
+    from motion.conventions import ARKIT_MOUTH
+    from motion.train import _clip_items
+    clip = _clip(T=30)
+    clip.face[:, ARKIT_INDEX["mouthClose"]] = 0.0
+    tc = TrainingClip("x/a", "facegood", None, clip, np.ones(52, bool), np.zeros(55, bool), "MIT")
+    feats = np.zeros((30, FEATURE_DIM), np.float32)
+    col = list(ARKIT_MOUTH).index(ARKIT_INDEX["mouthClose"])
+    kept = _clip_items(tc, feats, "", False, [], mask_constant=False)[0]
+    masked = _clip_items(tc, feats, "", False, [], mask_constant=True)[0]
+    assert kept.face_mask[:, col].all() and not masked.face_mask[:, col].any()
+    assert masked.face_mask[:, :FACE_MOUTH_DIM].sum() == kept.face_mask[:, :FACE_MOUTH_DIM].sum() - 30
+
+
+def test_phones_videos_config_holds_out_the_default_speakers():
+    cfg = TrainConfig.from_toml(REPO / "configs" / "phones_videos.toml")
+    default = TrainConfig.from_toml(REPO / "configs" / "default.toml")
+    assert cfg.holdout_clips == default.holdout_clips and cfg.holdout_tail == default.holdout_tail
+    assert cfg.face_features == "running" and cfg.body_from and cfg.mask_constant_channels
