@@ -16,11 +16,12 @@ Two model-input layouts (:meth:`AudioFeatures.stack`):
 Neither uses statistics of the future, so a streaming extractor (:class:`StreamingFeatures`) and an offline
 one produce the same numbers.
 
-Phones (the last 40 columns) come, by default, from the frame-level phone classifier of
-:mod:`motion.phone_features` (distilled from pocketsphinx; 100 ms lookahead; same offline and streaming).
-``pocketsphinx`` itself (the US English acoustic model and phonetic LM ship inside the wheel) gives all-phone
-decoding (``phones="pocketsphinx"``), or forced alignment when a transcript is given and every word is in the
-bundled CMU dictionary (otherwise it falls back to the default source).  Nothing is downloaded.
+Phones (the last 40 columns) come, by default, from ``pocketsphinx`` (the US English acoustic model and
+phonetic LM ship inside the wheel): all-phone decoding, or forced alignment when a transcript is given and
+every word is in the bundled CMU dictionary (otherwise the source asked for).  A frame-level phone classifier
+distilled from pocketsphinx (:mod:`motion.phone_features`, ``phones="classifier"``) is the other source:
+frame-exact in streaming, but measured far worse on unseen speakers (``benchmarks/phone_features.py``).
+Nothing is downloaded.
 """
 from __future__ import annotations
 
@@ -81,7 +82,7 @@ LAYOUTS = ("fixed", "fixed-sil", "running")
 :data:`FEATURE_LAYOUT` order): ``fixed`` as up to checkpoint 0.4.0; ``fixed-sil`` the same with the phone
 block all 'SIL'; ``running`` relative to the running means (:mod:`motion.phone_features`)."""
 PHONE_SOURCES = ("classifier", "pocketsphinx", "none")
-DEFAULT_PHONE_SOURCE = "classifier"
+DEFAULT_PHONE_SOURCE = "pocketsphinx"
 """Where ``extract_features(phones=True)`` gets its phones (see :data:`PHONE_SOURCES`)."""
 
 
@@ -328,8 +329,8 @@ def extract_features(samples: np.ndarray, sample_rate: int = SAMPLE_RATE, fps: f
             ``num_frames / fps`` seconds first.  Default ``round(N / 16000 * fps)``.
         transcript: optional text: phones are force-aligned to it with pocketsphinx (see
             :func:`phone_segments`); when that cannot be done, ``phones`` decides.
-        phones: the phone source, one of :data:`PHONE_SOURCES`; True = :data:`DEFAULT_PHONE_SOURCE` (the
-            distilled classifier), False = ``"none"`` (every frame 'SIL').
+        phones: the phone source, one of :data:`PHONE_SOURCES`; True = :data:`DEFAULT_PHONE_SOURCE`
+            (pocketsphinx all-phone), False = ``"none"`` (every frame 'SIL').
         relative: compute :attr:`AudioFeatures.relative` (the running normalisation; needed by the
             classifier and the ``running`` layout).
 
