@@ -195,8 +195,11 @@ class _Rows:
         return self.base + len(self.a)
 
     def get(self, a: int, b: int) -> np.ndarray:
-        if a < self.base or b > self.end:
-            raise IndexError(f"rows [{a}, {b}) outside the kept [{self.base}, {self.end})")
+        """Rows ``[a, b)`` (a view); rows past the written end read as zeros."""
+        if a < self.base:
+            raise IndexError(f"rows [{a}, {b}) start before the kept [{self.base}, {self.end})")
+        if b > self.end:
+            self.put(self.end, np.zeros((b - self.end, self.a.shape[1]), np.float32))
         return self.a[a - self.base:b - self.base]
 
     def put(self, a: int, x: np.ndarray) -> None:
