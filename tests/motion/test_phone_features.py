@@ -78,10 +78,10 @@ def test_distilled_classifier_on_an_unseen_speaker():
 
 @needs_data
 def test_streaming_features_equal_offline():
-    """StreamingFeatures on overlapping buffers (as MotionStream cuts them) gives the offline numbers for every
-    frame whose classifier lookahead has arrived."""
+    """StreamingFeatures on overlapping buffers (as MotionStream cuts them) gives the offline numbers, with the
+    classifier's phones, for every frame whose classifier lookahead has arrived."""
     y = load_audio(TEST_AUDIO / "commonvoice_en_17299458.wav")[: 3 * SAMPLE_RATE]
-    off = extract_features(y)
+    off = extract_features(y, phones="classifier")
     T = off.num_frames
     sf = StreamingFeatures(["running", "fixed-sil"], "classifier")
     got_r = np.full((T, off.stack("running").shape[1]), np.nan, np.float32)
