@@ -1,7 +1,7 @@
 """``chatanyone train CONFIG --nproc 2`` (motion.distributed): a 2-rank gloo DDP run of a few steps on a
-tiny real slice (5 s of a FACEGOOD take and 5 s of a BEAT2 take) keeps identical weights on both ranks in
-both stages, writes one checkpoint (rank 0) whose weights are those weights, and a batch size that does not
-split over the ranks is one error line. Plus the sharding itself on a synthetic batch: the ranks' rows put
+tiny real slice (5 s of a FACEGOOD take and 5 s of a BEAT2 take; style reference, random window lengths and
+phone dropout on, as in configs/default.toml) keeps bit-identical weights on both ranks in both stages and
+writes one checkpoint (rank 0 only), and a batch size that does not split over the ranks is one error. Plus the sharding itself on a synthetic batch: the ranks' rows put
 together are the one-process batch.
 
 Skipped when ../shared/data is absent. ~1 minute on 2 loaded cores (two processes import torch and
@@ -73,6 +73,10 @@ d_model = 32
 num_layers = 1
 num_heads = 2
 inference_steps = 2
+style_reference = true
+ref_min = 20
+min_window = 30
+phone_dropout = 0.5
 out_dir = "{tmp_path / 'out'}"
 """)
     return cfg
