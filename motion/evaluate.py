@@ -2,10 +2,14 @@
 
 Rows (each next to simple baselines):
 
-* **lip sync** (face): Pearson r between generated jawOpen and the audio's log-RMS-energy envelope at 30 fps
+* **lip sync against real capture** (:func:`lipsync_section`, metrics in :mod:`motion.lipsync`): per
+  held-out speaker's clip (``holdout_clips`` of the config: tracked talking videos from a ``chatanyone
+  prepare`` folder, and the held-out FACEGOOD take), best-lag r of jawOpen and of every moving mouth channel,
+  lip error raw and calibrated on training speakers, articulation at force-aligned phones; the checkpoint
+  offline and streaming (and optionally a baseline checkpoint) next to the phone-rule, energy and mean faces.
+* **diagnostic only**: Pearson r between generated jawOpen and the audio's log-RMS-energy envelope at 30 fps
   (and the best lag in frames within +-5), on the held-out FACEGOOD clip, the held-out BEAT2 tail and the
-  shipped sample speech; the real FACEGOOD jawOpen gives the reference r. Mouth MAE against the real
-  FACEGOOD weights on the held-out clip.
+  shipped sample speech; it chooses nothing. Mouth MAE against the real FACEGOOD weights on the held-out clip.
 * **silence**: the largest jawOpen inside any silence of at least 300 ms (silence: log energy more than
   25 dB below the clip's 95th percentile, i.e. below a typical recording's
   noise floor relative to its speech), leaving out the 100 ms closing/opening transition at each edge.
