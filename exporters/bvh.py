@@ -132,14 +132,14 @@ def write(clip: MotionClip, path: str | os.PathLike, *, euler_order: str = "ZXY"
     names = joint_names(bone_names)
     path = Path(path)
     header = _hierarchy_text(order, names)
-    motion = _motion_values(clip, order)
     with atomic_output(path) as tmp:
         with open(tmp, "w", encoding="ascii", newline="\n") as f:
             f.write(header)
             f.write("MOTION\n")
             f.write(f"Frames: {clip.num_frames}\n")
             f.write(f"Frame Time: {1.0 / clip.fps:.10f}\n")
-            _write_frames(f, motion)
+            for a in range(0, clip.num_frames, _BLOCK_FRAMES):   # bounded memory on hours of motion
+                _write_frames(f, _motion_values(clip, order, a, a + _BLOCK_FRAMES))
     return path
 
 
@@ -185,16 +185,20 @@ def _hierarchy_text(order: str, names: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _motion_values(clip: MotionClip, order: str) -> np.ndarray:
-    """``[T, 6 + 3 * 54]`` float64 channel values in hierarchy order (cm, degrees)."""
-    T = clip.num_frames
+_BLOCK_FRAMES = 9000   # frames converted and written at a time (5 min at 30 fps)
+
+
+def _motion_values(clip: MotionClip, order: str, a: int = 0, b: int | None = None) -> np.ndarray:
+    """``[T, 6 + 3 * 54]`` float64 channel values of frames ``[a, b)`` in hierarchy order (cm, degrees)."""
+    b = clip.num_frames if b is None else min(b, clip.num_frames)
+    T = b - a
     rest_root = rest_offsets()[0].astype(np.float64)
     dfs = _dfs_order()
-    q = clip.rotations[:, dfs].astype(np.float64).reshape(-1, 4)
+    q = clip.rotations[a:b, dfs].astype(np.float64).reshape(-1, 4)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # gimbal lock: still a valid decomposition
         eul = Rotation.from_quat(q).as_euler(order, degrees=True).reshape(T, NUM_JOINTS * 3)
-    pos = (rest_root + clip.translation.astype(np.float64)) * CM_PER_M
+    pos = (rest_root + clip.translation[a:b].astype(np.float64)) * CM_PER_M
     return np.concatenate([pos, eul], axis=1)
 
 
