@@ -76,10 +76,11 @@ class MotionClip:
         if T and np.abs(norms - 1).max() > 1e-3:
             raise ClipError(f"rotations must be unit quaternions (max |norm-1| = {np.abs(norms - 1).max():.4f})")
         if T:
-            # imported here, not at the top: scipy.spatial takes 0.3-0.9 s to import, and `chatanyone`
-            # reports a bad option or a missing file before anything needs it
-            from .rotations import canonical_quat
-            self.rotations = canonical_quat(self.rotations / norms[..., None])
+            # motion.rotations.canonical_quat (w >= 0) done in place on the one normalised copy: hours of
+            # motion would otherwise hold three [T, 55, 4] copies at once
+            rot = self.rotations / norms[..., None]
+            np.negative(rot, out=rot, where=rot[..., 3:4] < 0)
+            self.rotations = rot
         if not isinstance(self.meta, dict):
             raise ClipError(f"meta must be a dict, got {type(self.meta).__name__}")
         self.meta = dict(self.meta)
