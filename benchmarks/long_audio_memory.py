@@ -1,6 +1,6 @@
 """Peak memory (RSS) of ``chatanyone animate`` on long audio: 10, 60 and 180 minutes of real speech.
 
-    python benchmarks/long_audio_memory.py [--minutes 10,60,180] [--formats npz,glb,bvh] [--keep DIR]
+    python benchmarks/long_audio_memory.py [--minutes 10,60,180] [--formats npz,glb,bvh] [--steps N] [--keep DIR]
 
 The speech is real: every FACEGOOD take (``audio_only`` and ``paired``, one speaker, 30.5 min in all) and
 the BEAT2 takes from ../shared/data, concatenated in a fixed order and repeated until the length is
@@ -8,6 +8,8 @@ reached, written as a 16 kHz PCM16 wav (3 h = 346 MB). Each length runs ``chatan
 child process; its peak resident set size comes from ``os.wait4`` (the kernel's ``ru_maxrss`` of that
 child alone). Prints one row per length: audio minutes, peak RSS, wall time, real-time factor and the size
 of each written file. The machine this runs on may be shared: wall times are noisy, peak RSS is not.
+``--steps`` passes ``animate --steps``: fewer denoising steps make a long run shorter without changing what
+is held in memory (the same batches and tensors; compare the rows of one length with and without it).
 """
 from __future__ import annotations
 
@@ -48,10 +50,12 @@ def write_long_speech(path: Path, minutes: float) -> None:
             i += 1
 
 
-def run(audio: Path, out: Path, formats: str) -> tuple[float, float, int]:
+def run(audio: Path, out: Path, formats: str, steps: int | None = None) -> tuple[float, float, int]:
     """``chatanyone animate`` in a child process: (peak RSS in MB, wall seconds, exit status)."""
     cmd = [sys.executable, "-c", "import sys; from chatanyone.cli import main; sys.exit(main())",
            "animate", str(audio), "-o", str(out), "--formats", formats, "-q"]
+    if steps:
+        cmd += ["--steps", str(steps)]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -63,6 +67,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", default="10,60,180", help="comma list of audio lengths in minutes")
     ap.add_argument("--formats", default="npz,glb,bvh", help="animate --formats (default: animate's default)")
+    ap.add_argument("--steps", type=int, default=None, help="animate --steps (default: the model's)")
     ap.add_argument("--keep", default=None, help="folder for the audio and outputs (default: a temporary one)")
     a = ap.parse_args()
     tmp = None
@@ -73,6 +78,7 @@ def main() -> int:
         tmp = tempfile.TemporaryDirectory(prefix="chatanyone-long-")
         root = Path(tmp.name)
     rows = []
+    print(f"animate --formats {a.formats}" + (f" --steps {a.steps}" if a.steps else ""), flush=True)
     print(f"{'audio':>8} {'peak RSS':>10} {'wall':>8} {'RTF':>6}  outputs", flush=True)
     for m in [float(x) for x in a.minutes.split(",")]:
         audio = root / f"speech_{m:g}min.wav"
@@ -80,7 +86,7 @@ def main() -> int:
             write_long_speech(audio, m)
         out = root / f"out_{m:g}min"
         out.mkdir(exist_ok=True)
-        rss, wall, rc = run(audio, out, a.formats)
+        rss, wall, rc = run(audio, out, a.formats, a.steps)
         sizes = ", ".join(f"{p.suffix[1:]} {p.stat().st_size / 1e6:.0f} MB" for p in sorted(out.iterdir()))
         status = "" if rc == 0 else f"  (exit {rc})"
         print(f"{m:6g} min {rss:7.0f} MB {wall:7.0f} s {m * 60 / wall:5.1f}x  {sizes}{status}", flush=True)
