@@ -73,7 +73,9 @@ def _rank(items, cfg, steps: int, warmup: int, out: str, threads: int | None = N
     loss = T.train_stage(model, timed, warmup + steps, cfg, "bench", log, ctx)
     wall = time.perf_counter() - times[warmup]  # from the first timed step's batch to the end
     if ctx is None or ctx.is_main:
-        Path(out).write_text(json.dumps({"wall_s": wall, "loss": loss, "threads": torch.get_num_threads()}))
+        curve = [(e["step"], round(e["loss"], 4)) for e in log if "loss" in e]
+        Path(out).write_text(json.dumps({"wall_s": wall, "loss": loss, "threads": torch.get_num_threads(),
+                                         "curve": curve}))
     if ctx is not None:
         ctx.close()
 
@@ -113,6 +115,9 @@ def main() -> int:
         sps = a.batch_size * a.steps / r["wall_s"]
         print(f"| {n} | {r['threads']} | {a.steps} | "
               f"{r['wall_s']:.1f} | {sps:.1f} | {base / r['wall_s']:.2f}x | {r['loss']:.4f} |")
+    print("\nlogged loss (EMA, averaged over ranks) by step, warm-up steps included:")
+    for n, r in rows:
+        print(f"  {n} process(es) x {r['threads']} thread(s): " + ", ".join(f"{s}: {v:.4f}" for s, v in r["curve"]))
     return 0
 
 
