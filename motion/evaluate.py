@@ -670,7 +670,7 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
         lines += [f"### Articulation at phones: {gname}: {n} clips with a known transcript, {n_al} force-aligned "
                   "by pocketsphinx (the others are left out here)", "",
                   "Closure: the lip opening (jawOpen - mouthClose + lowerDown + upperUp) drops by half its height "
-                  "above rest within the phone (`motion.lipsync.closures`); control: the same test at open vowels. "
+                  "above rest at the phone's middle frame (`motion.lipsync.closures`); control: the same test at open vowels. "
                   "Rounding: funnel + pucker at /uw ow w uh/ vs /iy ih eh ae/; jaw: jawOpen at /aa ae ao aw ay/ vs "
                   "/iy ih uw uh/; raw means and the contrast in std units of the clip's speech frames.", "",
                   _fmt_table(["face", "closure at /p b m/", "closure at open vowels (control)",

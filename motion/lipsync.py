@@ -20,10 +20,12 @@ Metrics (one held-out clip, a generated face against the captured one):
   - *lip opening* ``o = jawOpen - mouthClose + mean(mouthLowerDown L/R) + mean(mouthUpperUp L/R)``: in ARKit
     ``mouthClose`` brings the lips together against an open jaw, so ``jawOpen - mouthClose`` is the lip gap
     the jaw leaves; the lower/upper lip raisers open it further (:func:`lip_opening`);
-  - *lip closure* at a phone: within the frames whose centres lie within half a frame of the phone, the opening drops
-    from the highest opening within :data:`CLOSURE_CONTEXT_S` around the phone by at least half of that
-    height above the clip's resting opening (its 5th percentile), and by more than 0.01:
-    ``max_ctx - min_phone >= 0.5 * (max_ctx - rest)``. This needs no absolute threshold, so MediaPipe's
+  - *lip closure* at a phone: at the phone's middle frame, the opening is below the highest opening within
+    :data:`CLOSURE_CONTEXT_S` around the phone by at least half of that height above the clip's resting
+    opening (its 5th percentile), and by more than 0.01: ``max_ctx - o_mid >= 0.5 * (max_ctx - rest)``.
+    (The middle frame, not the phone's minimum: a short vowel's edge frames are consonant transitions, and
+    with them the real GRID capture "closed" at 75 % of the open vowels; at the middle frame 31 %, with
+    12 of 12 bilabials closed either way.) This needs no absolute threshold, so MediaPipe's
     and ARKit's scales compare; a face that never moves never closes. Rates are reported at /p b m/
     and, as a control, at the open vowels /aa ae ao aw ay/ (a mouth that dips everywhere "closes" there too);
   - *rounding*: ``mouthFunnel + mouthPucker`` at /uw ow w uh/ against /iy ih eh ae/, and *jaw*: ``jawOpen``
@@ -271,8 +273,8 @@ def closures(face: np.ndarray, phones: list[PhoneInterval], targets=BILABIAL, fp
     for p in phones:
         if p.phone not in targets:
             continue
-        a = max(0, int(np.floor(p.start_s * fps)))          # frames overlapping the phone (+-half a frame)
-        b = min(T, int(np.ceil(p.end_s * fps)) + 1)
+        mid = int(round(0.5 * (p.start_s + p.end_s) * fps))  # the phone's middle frame
+        a, b = max(0, mid), min(T, mid + 1)
         ca = max(0, int(np.floor((p.start_s - context_s) * fps)))
         cb = min(T, int(np.ceil((p.end_s + context_s) * fps)) + 1)
         if b <= a or cb <= ca:
