@@ -107,6 +107,9 @@ class TrainConfig:
     #: Shrug, which its rig mapping does not produce) counts as not captured there, so it is learned only
     #: from the datasets that do capture it (the MediaPipe-tracked videos)
     mask_constant_channels: bool = False
+    #: datasets whose mouth scores carry a per-speaker offset at rest (MediaPipe: Obama's jawOpen reads
+    #: 0.10-0.15 inside his pauses): each clip's per-channel 5th percentile is subtracted (clipped at 0)
+    rest_offset_datasets: list[str] = field(default_factory=list)
     #: model-input layout of the face stage (motion.features.LAYOUTS): "fixed" (up to 0.4.0) or "running"
     #: (running-normalised log-mel/energy/pitch + the distilled classifier's phone posteriors)
     face_features: str = "fixed"
@@ -229,6 +232,8 @@ def make_items(clips: list[TrainingClip], cfg: TrainConfig, rng: np.random.Gener
     Clips without audio become unconditional items (``has_audio`` False)."""
     items = []
     for c in tqdm(clips, desc="audio features", disable=not progress):
+        if c.dataset in cfg.rest_offset_datasets:
+            c = remove_rest_offset(c)
         variants = [c] + [speed_perturb(c, f) for f in cfg.speed_factors if c.audio is not None]
         for v in variants:
             T = v.clip.num_frames
@@ -246,6 +251,23 @@ def make_items(clips: list[TrainingClip], cfg: TrainConfig, rng: np.random.Gener
                 items += _clip_items(v, feats.stack(cfg.face_features), tag, cfg.mirror, cfg.body_datasets,
                                      mask_constant=cfg.mask_constant_channels)
     return items
+
+
+REST_PERCENTILE = 5.0
+
+
+def remove_rest_offset(c: TrainingClip) -> TrainingClip:
+    """``c`` with each mouth channel's :data:`REST_PERCENTILE` th percentile over its valid frames subtracted
+    (clipped at 0): the tracker's reading of this speaker's closed, resting mouth becomes 0, as in FACEGOOD
+    and iPhone capture."""
+    face = c.clip.face.copy()
+    fv, _ = frame_masks(c)
+    for ch in ARKIT_MOUTH:
+        v = fv[:, ch]
+        if v.sum() > 10:
+            face[:, ch] = np.clip(face[:, ch] - np.percentile(face[v, ch], REST_PERCENTILE), 0.0, 1.0)
+    clip = MotionClip(c.clip.fps, face, c.clip.rotations, c.clip.translation, dict(c.clip.meta))
+    return replace(c, clip=clip)
 
 
 def _clip_items(c: TrainingClip, feats: np.ndarray, tag: str, mirror: bool, body_datasets: list[str],

@@ -158,3 +158,18 @@ def test_phones_videos_config_holds_out_the_default_speakers():
     default = TrainConfig.from_toml(REPO / "configs" / "default.toml")
     assert cfg.holdout_clips == default.holdout_clips and cfg.holdout_tail == default.holdout_tail
     assert cfg.face_features == "running" and cfg.body_from and cfg.mask_constant_channels
+
+
+def test_rest_offset_moves_the_resting_mouth_to_zero():
+    from motion.conventions import ARKIT_MOUTH
+    from motion.datasets import TrainingClip
+    from motion.train import remove_rest_offset
+    clip = _clip(T=200)
+    jaw = ARKIT_INDEX["jawOpen"]
+    clip.face[:, jaw] = 0.12 + 0.3 * (np.arange(200) % 20 > 10)   # rests at 0.12, opens to 0.42
+    tc = TrainingClip("prepared/x", "video", None, clip, np.ones(52, bool), np.zeros(55, bool), "PD")
+    out = remove_rest_offset(tc).clip.face
+    np.testing.assert_allclose(out[:, jaw].min(), 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.ptp(out[:, jaw]), 0.3, atol=1e-5)
+    assert (out[:, list(ARKIT_MOUTH)] >= 0).all()
+    np.testing.assert_array_equal(out[:, ARKIT_INDEX["eyeBlinkLeft"]], clip.face[:, ARKIT_INDEX["eyeBlinkLeft"]])
