@@ -86,6 +86,8 @@ def main() -> int:
             write_long_speech(audio, m)
         out = root / f"out_{m:g}min"
         out.mkdir(exist_ok=True)
+        for p in out.iterdir():                                # only this run's files are listed
+            p.unlink()
         rss, wall, rc = run(audio, out, a.formats, a.steps)
         sizes = ", ".join(f"{p.suffix[1:]} {p.stat().st_size / 1e6:.0f} MB" for p in sorted(out.iterdir()))
         status = "" if rc == 0 else f"  (exit {rc})"
