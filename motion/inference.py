@@ -619,8 +619,8 @@ class MotionGenerator:
         :data:`MAX_BATCH_WINDOWS`) run as soon as what they read is final (:class:`WindowPlan`; each from the
         random state it has in :func:`sample_windows`, so the result is the same as sampling the whole clip
         at once), and frames are smoothed and finished as soon as no batch can change them; what stays is
-        about 0.2 kB per frame (the features, the result) plus the model: peak RSS ~1.2 GB for 3 h of
-        audio (``benchmarks/long_audio_memory.py``). A transcript or pocketsphinx phones need the whole
+        about 1-2 kB per frame (the features, the result, its copies while the clip is built) plus the
+        model: peak RSS 1.5 GB for 3 h of audio (``benchmarks/long_audio_memory.py``). A transcript or pocketsphinx phones need the whole
         clip at once (the unchunked path).
 
         Returns:
