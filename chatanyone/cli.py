@@ -134,12 +134,7 @@ def cmd_train_generator(a: argparse.Namespace) -> int:
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
     from motion import evaluate
-    argv = (["--checkpoint", a.checkpoint] if a.checkpoint else []) + ["--out", a.out]
-    argv += ["--config", a.config] if a.config else []
-    argv += ["--no-speed"] if a.no_speed else []
-    for d in a.data:
-        argv += ["--data", d]
-    return evaluate.main(argv)
+    return evaluate.main(a.args)
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
@@ -225,13 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     tg.add_argument("args", nargs=argparse.REMAINDER, help="see `chatanyone train-generator --help`")
     tg.set_defaults(func=cmd_train_generator)
 
-    ev = sub.add_parser("evaluate", help="metrics on held-out real data, next to baselines")
-    ev.add_argument("--checkpoint", default=None)
-    ev.add_argument("--out", default="eval", help="folder for report.md")
-    ev.add_argument("--config", default=None, help="take the held-out clips from this training config")
-    ev.add_argument("--data", action="append", default=[], metavar="DIR",
-                    help="also evaluate on the clips of this `chatanyone prepare` folder (repeatable)")
-    ev.add_argument("--no-speed", action="store_true", help="skip the speed measurements")
+    ev = sub.add_parser("evaluate", help="metrics on held-out real data (lip sync against real capture), "
+                        "next to baselines")
+    ev.add_argument("args", nargs=argparse.REMAINDER, help="see `chatanyone evaluate --help`")
     ev.set_defaults(func=cmd_evaluate)
 
     from generator.render import add_arguments as render_arguments
@@ -347,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     with quiet_native_stderr(bool(argv) and argv[0] in QUIET_NATIVE_COMMANDS):
         try:
             delegated = {"export": cmd_export, "prepare": cmd_prepare, "train": cmd_train,  # subcommands
-                         "train-generator": cmd_train_generator}                        # with their own parser
+                         "train-generator": cmd_train_generator, "evaluate": cmd_evaluate}   # with their own parser
             if argv[:1] and argv[0] in delegated:
                 a = argparse.Namespace(func=delegated[argv[0]], args=argv[1:])
             else:

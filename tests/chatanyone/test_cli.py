@@ -195,3 +195,21 @@ def test_live_link_csv_is_a_style_reference():
     path = next((REPO.parent / "shared/data/neurosync_face_only").glob("*.csv"))
     clip = load_style_reference(path)
     assert clip.num_frames > 1000 and clip.fps == 60.0 and clip.face.max() > 0.3
+
+
+def test_evaluate_options_reach_the_evaluation(monkeypatch, capsys):
+    """`chatanyone evaluate` hands every option to motion.evaluate's own parser (--seed was dropped before)."""
+    from chatanyone.cli import main
+    from motion import evaluate
+    seen = {}
+
+    def fake_run(checkpoint, out, seed, config, **kw):
+        seen.update(checkpoint=checkpoint, out=out, seed=seed, config=config, **kw)
+        return "report"
+
+    monkeypatch.setattr(evaluate, "run", fake_run)
+    assert main(["evaluate", "--checkpoint", "c.safetensors", "--seed", "7", "--out", "o", "--lipsync-only",
+                 "--baseline-checkpoint", "b.safetensors", "--data", "d1", "--data", "d2", "--no-speed"]) == 0
+    assert seen == dict(checkpoint="c.safetensors", out="o", seed=7, config=None, speed=False, data=["d1", "d2"],
+                        baseline_checkpoint="b.safetensors", lipsync=True, streaming=True, lipsync_only=True)
+    assert capsys.readouterr().out.strip() == "report"
