@@ -63,6 +63,7 @@ class _Phases:
             name = self.names[self.k] if self.k < len(self.names) else "done"
             self.bar.set_description_str(f"animate: {name}", refresh=False)
             self.bar.update(1)
+            self.bar.refresh()   # a phase change is always drawn (update() skips draws within mininterval)
 
     def close(self) -> None:
         if self.bar is not None:
