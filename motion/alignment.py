@@ -110,21 +110,7 @@ def force_align(samples: np.ndarray, transcript: str) -> list[PhoneInterval]:
     missing = [w for w in words if dec.lookup_word(w) is None]
     if missing:
         raise AlignmentError(f"words not in the pronunciation dictionary: {', '.join(missing)}")
-    try:
-        dec.set_align_text(" ".join(words))
-        dec.start_utt()
-        dec.process_raw(pcm, full_utt=True)
-        dec.end_utt()
-        if dec.hyp() is None:
-            raise RuntimeError
-        dec.set_alignment()
-        dec.start_utt()
-        dec.process_raw(pcm, full_utt=True)
-        dec.end_utt()
-        al = dec.get_alignment()
-        segs = None if al is None else [(p.name, int(p.start), int(p.start + p.duration - 1)) for p in al.phones()]
-    except RuntimeError:
-        segs = None
+    segs = F._align_segments(pcm, words, dec=dec)
     if not segs:
         raise AlignmentError(f"pocketsphinx found no alignment of {transcript!r}")
     return _intervals(segs)

@@ -250,12 +250,17 @@ def _normalise_transcript(text: str) -> list[str]:
     return [w for w in re.sub(r"[^a-z0-9' ]+", " ", text).split() if w.strip("'")]
 
 
-def _align_segments(pcm: bytes, transcript: str) -> list[tuple[str, int, int]] | None:
-    """Forced alignment (two-pass: word then phone level); None when it cannot be done reliably."""
-    words = _normalise_transcript(transcript)
+def _align_segments(pcm: bytes, transcript: str | list[str], dec=None) -> list[tuple[str, int, int]] | None:
+    """Forced alignment (two-pass: word then phone level); None when it cannot be done reliably.
+
+    ``transcript``: text (normalised here), or a list of dictionary words used as they are.
+    ``dec``: the pocketsphinx decoder to use (default: this module's shared aligner; ``motion.alignment``
+    passes a fresh one so that no state carries over from an earlier utterance).
+    """
+    words = list(transcript) if isinstance(transcript, list) else _normalise_transcript(transcript)
     if not words:
         return None
-    dec = _decoder("align")
+    dec = dec if dec is not None else _decoder("align")
     if any(dec.lookup_word(w) is None for w in words):
         return None  # out-of-dictionary word: we do not guess pronunciations
     try:
