@@ -438,8 +438,7 @@ def chunked_conditions(audio: AudioReader, num_frames: int, layouts: list[str], 
         fs = max(0, ((f0 - _FEATURE_MARGIN) // 3) * 3)
         a = fs * 1600 // 3
         b = min(n_needed, (f1 * 1600 + 2) // 3 + _FEATURE_LOOKAHEAD_SAMPLES)
-        kw = {"relative": False} if "relative" in extract_features.__code__.co_varnames else {}
-        f = extract_features(audio.read(a, b), SAMPLE_RATE, MODEL_FPS, phones=False, **kw)
+        f = extract_features(audio.read(a, b), SAMPLE_RATE, MODEL_FPS, phones=False, relative=False)
         r = slice(f0 - fs, f1 - fs)
         rows = AudioFeatures(mel=f.mel[r], energy=f.energy[r], pitch=f.pitch[r], voiced=f.voiced[r],
                              phones=f.phones[r], fps=MODEL_FPS)
@@ -500,7 +499,15 @@ class MotionGenerator:
         self.body_styles = [s for s in self.face_styles if s in body_datasets]
         #: model-input layout per stage (:meth:`motion.features.AudioFeatures.stack`) and the default phone
         #: source; checkpoints before 0.5.0 have none: the fixed layout, no phones unless asked for
-        self.feature_layouts = {"face": "fixed", "body": "fixed", "phones": "none"} | dict(info.get("features", {}))
+        self.feature_layouts = _FIXED_LAYOUTS | dict(info.get("features", {}))
+
+    def phone_source(self, phones: bool | None) -> str:
+        """The phone source for ``generate(phones=...)``: ``None`` -> the checkpoint's own source (or
+        pocketsphinx when :data:`RECOGNISE_PHONES`, else ``"none"``); ``True`` -> the checkpoint's source,
+        else pocketsphinx; ``False`` -> ``"none"``."""
+        own = self.feature_layouts["phones"]
+        on = (RECOGNISE_PHONES or own != "none") if phones is None else bool(phones)
+        return (own if own != "none" else "pocketsphinx") if on else "none"
 
     def style_id(self, style: str | None, stage: str = "face") -> int:
         """Style preset name -> id for ``stage``; ``None`` -> the "no style" id. The body stage falls back
@@ -574,8 +581,7 @@ class MotionGenerator:
         style_id, body_style_id = self.style_id(style), self.style_id(style, "body")
         gen = torch.Generator().manual_seed(int(seed))
         layouts = self.feature_layouts
-        phones = (RECOGNISE_PHONES or layouts["phones"] != "none") if phones is None else bool(phones)
-        source = (layouts["phones"] if layouts["phones"] != "none" else "pocketsphinx") if phones else "none"
+        source = self.phone_source(phones)
         feats = extract_features(audio, SAMPLE_RATE, MODEL_FPS, num_frames=T, transcript=transcript,
                                  phones=source, relative="running" in layouts.values())
         cond, body_feats = feats.stack(layouts["face"]), feats.stack(layouts["body"])
@@ -638,9 +644,8 @@ class MotionGenerator:
         T = int(round(n / SAMPLE_RATE * MODEL_FPS))
         if T < 2:
             raise AudioError(f"audio too short: {n / SAMPLE_RATE:.3f} s")
-        layouts = getattr(self, "feature_layouts", _FIXED_LAYOUTS)
-        on = (RECOGNISE_PHONES or layouts["phones"] != "none") if phones is None else bool(phones)
-        source = (layouts["phones"] if layouts["phones"] != "none" else "pocketsphinx") if on else "none"
+        source = self.phone_source(phones)
+        on = source != "none"
         opts = dict(seed=seed, style=style, style_reference=style_reference, style_guidance=style_guidance,
                     steps=steps, face_guidance=face_guidance, body_guidance=body_guidance, progress=progress,
                     face_to_body=face_to_body, face_eta=face_eta, body_eta=body_eta)
@@ -676,7 +681,7 @@ class MotionGenerator:
         face_steps, body_steps = (int(steps), int(steps)) if steps else (FACE_STEPS, BODY_STEPS)
         style_id, body_style_id = self.style_id(style), self.style_id(style, "body")
         gen = torch.Generator().manual_seed(int(seed))
-        layouts = getattr(self, "feature_layouts", _FIXED_LAYOUTS)
+        layouts = self.feature_layouts
         conds, energy, source = chunked_conditions(audio, T, sorted({layouts["face"], layouts["body"]}), phones,
                                                    feature_chunk_frames, progress)
         face_cond, body_feats = conds[layouts["face"]], conds[layouts["body"]]
