@@ -26,7 +26,6 @@ Layout (as the app writes it; checked against ``neurosync_face_only/livelinkface
 """
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -55,6 +54,9 @@ BLENDSHAPE_COUNT = 61                    # 52 blendshapes + 9 head/eye angles
 _DECIMALS = 10
 _TIMECODE = LIVELINK_TIMECODE
 _BY_ARKIT = np.array([ARKIT_NAMES.index(n) for n in LIVELINK_BLENDSHAPE_ORDER])
+#: Frames converted and written at a time by :func:`write` (about 0.85 MB of text each): the writer's memory
+#: does not grow with the clip (3 h at 30 fps is 324,000 rows, ~270 MB of text).
+CHUNK_ROWS = 1024
 
 
 class LiveLinkTake(NamedTuple):
@@ -83,12 +85,19 @@ class LiveLinkTake(NamedTuple):
 def head_eye_angles(clip: MotionClip) -> tuple[np.ndarray, np.ndarray]:
     """``(head [T, 3], eyes [T, 6])`` float64 Live Link angles (radians) of ``clip``: head from the neck
     and head joints composed, eyes from the eye joints (see the module docstring)."""
-    r = clip.rotations.astype(np.float64)
-    neck = Rotation.from_quat(r[:, JOINT_INDEX["neck"]])
-    head = Rotation.from_quat(r[:, JOINT_INDEX["head"]])
+    return _angles(clip.rotations)
+
+
+def _angles(rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`head_eye_angles` of ``rotations [T, 55, 4]`` (a clip's, or a slice of its frames): only the
+    neck, head and eye joints are converted to float64 (frame by frame, so slices give the same numbers)."""
+    def joint(name):
+        return rotations[:, JOINT_INDEX[name]].astype(np.float64)
+    neck = Rotation.from_quat(joint("neck"))
+    head = Rotation.from_quat(joint("head"))
     head_angles = quat_to_livelink_angles((neck * head).as_quat())
-    eyes = np.concatenate([quat_to_livelink_angles(r[:, JOINT_INDEX["left_eye_smplhf"]]),
-                           quat_to_livelink_angles(r[:, JOINT_INDEX["right_eye_smplhf"]])], axis=1)
+    eyes = np.concatenate([quat_to_livelink_angles(joint("left_eye_smplhf")),
+                           quat_to_livelink_angles(joint("right_eye_smplhf"))], axis=1)
     return head_angles, eyes
 
 
@@ -142,6 +151,8 @@ def write(clip: MotionClip, path: str | os.PathLike, *, fps: float | None = None
     Raises:
         ChatAnyoneError: ``clip`` is not a MotionClip or is empty, ``fps`` is not positive, or the
             destination is missing/unwritable. Written atomically: no partial file on failure.
+    Memory: rows are formatted and written :data:`CHUNK_ROWS` frames at a time, so what the writer holds
+    beyond the clip does not grow with its length (a 60-min clip: +462 MB before, see the README).
     """
     if not isinstance(clip, MotionClip):
         raise ChatAnyoneError(f"livelink_csv.write needs a MotionClip, got {type(clip).__name__}")
@@ -150,24 +161,25 @@ def write(clip: MotionClip, path: str | os.PathLike, *, fps: float | None = None
     if fps is not None:
         clip = clip.resample(fps)              # ClipError (a ChatAnyoneError) on a bad fps
     path = Path(path)
-    text = _csv_text(clip)
     with atomic_output(path) as tmp:
         with open(tmp, "w", encoding="ascii", newline="\n") as f:
-            f.write(text)
+            f.write(",".join(LIVELINK_CSV_COLUMNS) + "\n")
+            for a in range(0, clip.num_frames, CHUNK_ROWS):
+                f.write(_csv_rows(clip, a, min(clip.num_frames, a + CHUNK_ROWS)))
     return path
 
 
-def _csv_text(clip: MotionClip) -> str:
-    T = clip.num_frames
-    head, eyes = head_eye_angles(clip)
-    values = np.concatenate([clip.face[:, _BY_ARKIT].astype(np.float64), head, eyes], axis=1)
-    buf = io.StringIO()
-    np.savetxt(buf, values, fmt=f"%.{_DECIMALS}f", delimiter=",")
-    rows = buf.getvalue().splitlines()
+def _csv_rows(clip: MotionClip, a: int, b: int) -> str:
+    """The text of frames ``[a, b)`` (one line each, ``\\n``-terminated); the same characters as those lines
+    of the whole file (every cell depends on its own frame only)."""
+    head, eyes = _angles(clip.rotations[a:b])
+    values = np.concatenate([clip.face[a:b, _BY_ARKIT].astype(np.float64), head, eyes], axis=1)
     offset = float(clip.meta.get("audio_offset_s", 0.0) or 0.0)
-    tcs = format_timecodes(offset + np.arange(T) / clip.fps, clip.fps)
-    prefix = f",{BLENDSHAPE_COUNT},"
-    return ",".join(LIVELINK_CSV_COLUMNS) + "\n" + "".join(tc + prefix + r + "\n" for tc, r in zip(tcs, rows))
+    tcs = format_timecodes(offset + np.arange(a, b) / clip.fps, clip.fps)
+    # "%.10f" per cell, as np.savetxt(fmt="%.10f", delimiter=",") formats a row (savetxt itself leaves a
+    # reference cycle per call that kept each chunk's text alive until the garbage collector ran)
+    row = f"%s,{BLENDSHAPE_COUNT}," + ",".join([f"%.{_DECIMALS}f"] * values.shape[1]) + "\n"
+    return "".join(row % (tc, *v) for tc, v in zip(tcs, values.tolist()))
 
 
 # --------------------------------------------------------------------------------------------------

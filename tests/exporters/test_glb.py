@@ -330,12 +330,13 @@ def test_missing_directory_is_a_user_error(tmp_path, clip):
 
 
 def test_failure_mid_write_leaves_nothing(tmp_path, clip, monkeypatch):
-    def boom(self, data):
-        with open(self, "wb") as f:           # a partial file...
-            f.write(data[:100])
+    import shutil
+
+    def boom(src, dst, length=0):
+        dst.write(src.read(100))              # a partial file...
         raise OSError("disk full")            # ...then the failure
 
-    monkeypatch.setattr(Path, "write_bytes", boom)
+    monkeypatch.setattr(shutil, "copyfileobj", boom)   # glb.write copies its spooled buffer into place
     with pytest.raises(OSError, match="disk full"):
         glb.write(clip, tmp_path / "clip.glb")
     monkeypatch.undo()
