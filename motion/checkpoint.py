@@ -14,15 +14,18 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
 
-from .diffusion import DiffusionConfig
 from .errors import CheckpointError
 from .fileio import atomic_output
-from .model import DenoiserConfig, MotionDenoiser
+
+if TYPE_CHECKING:  # torch and the model are imported where used: checkpoint_info is read in milliseconds,
+    import torch   # so a bad --style fails before the ~1 s torch import
+
+    from .diffusion import DiffusionConfig
+    from .model import MotionDenoiser
 
 DEFAULT_CHECKPOINT_NAME = "default.safetensors"
 
@@ -50,9 +53,13 @@ class StageModels:
     body_gain_center: torch.Tensor | None = None
 
 
-def save_models(models: StageModels, path: str | os.PathLike, weights_dtype: torch.dtype = torch.float16) -> Path:
-    """Write ``models`` to ``path`` atomically; denoiser weights as ``weights_dtype`` (float16 halves the
-    file; they are loaded back as float32), normalisation statistics always float32."""
+def save_models(models: StageModels, path: str | os.PathLike, weights_dtype: torch.dtype | None = None) -> Path:
+    """Write ``models`` to ``path`` atomically; denoiser weights as ``weights_dtype`` (default
+    ``torch.float16``, which halves the file; they are loaded back as float32), normalisation statistics
+    always float32."""
+    import torch
+    from safetensors.torch import save_file
+    weights_dtype = torch.float16 if weights_dtype is None else weights_dtype
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"face.{k}": v.detach().to(weights_dtype).contiguous() for k, v in models.face.state_dict().items()}
@@ -90,7 +97,7 @@ def checkpoint_info(path: str | os.PathLike | None = None) -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (train one with `chatanyone train`)")
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:   # "numpy": reading the header needs no torch
             raw = (f.metadata() or {}).get("chatanyone")
             keys = set(f.keys())
     except Exception as e:
@@ -130,6 +137,8 @@ def load_models(path: str | os.PathLike | None = None) -> StageModels:
         CheckpointError: the file is missing, unreadable, has incomplete metadata (:func:`checkpoint_info`)
             or does not match the model.
     """
+    from .diffusion import DiffusionConfig
+    from .model import DenoiserConfig, MotionDenoiser
     path = Path(path) if path is not None else default_checkpoint_path()
     info = checkpoint_info(path)
     try:
@@ -160,6 +169,14 @@ def load_models(path: str | os.PathLike | None = None) -> StageModels:
         diffusion = DiffusionConfig(**info["diffusion"])
     except TypeError as e:
         raise CheckpointError(f"{path}: diffusion metadata is invalid ({e})") from None
+    fp = info.get("face_prior")
+    if fp:
+        if not isinstance(fp, dict) or fp.get("kind") != "phone_rule":
+            raise CheckpointError(f"{path}: unknown face_prior {fp!r} (this version knows 'phone_rule')")
+        from .features import PHONE_SLICE, PHONES
+        from .lipsync import PhoneRulePrior
+        stages["face"].prior = PhoneRulePrior(tensors["face_std"].numpy(), PHONE_SLICE, PHONES,
+                                              sigma_s=float(fp.get("sigma_s", 0.03)), gain=fp.get("gain"))
     return StageModels(stages["face"], stages["body"], tensors["face_mean"], tensors["face_std"],
                        tensors["body_mean"], tensors["body_std"], diffusion, info,
                        tensors.get("body_gain"), tensors.get("body_gain_center"))
