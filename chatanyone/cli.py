@@ -9,7 +9,10 @@ import argparse
 import contextlib
 import errno
 import os
+import re
+import select
 import sys
+import threading
 from pathlib import Path
 
 DEFAULT_FORMATS = "npz,glb,bvh"
@@ -23,6 +26,23 @@ ENVIRONMENT_ERRNOS = frozenset(getattr(errno, n) for n in (
 #: Subcommands whose native libraries' stderr chatter (MediaPipe/absl/TFLite, libmpg123, PortAudio) is
 #: dropped (:func:`quiet_native_stderr`). Not ``prepare``/``train``: they may start worker processes.
 QUIET_NATIVE_COMMANDS = ("animate", "render", "stream", "serve", "export")
+#: Subcommands that may start worker processes: their stderr, and their workers', is filtered line by line
+#: (:func:`filter_native_stderr`) unless ``-v``/``--verbose`` is given.
+FILTER_NATIVE_COMMANDS = ("prepare", "train", "train-generator", "evaluate")
+VERBOSE_FLAGS = ("-v", "--verbose")
+#: Lines that :func:`filter_native_stderr` drops: informational/warning logs of native libraries, as
+#: MediaPipe 0.10 / LiteRT write them (``chatanyone prepare`` on a GRID clip printed 63 such lines):
+#: absl/glog ``I``/``W`` lines (``W0000 00:00:1796177016.06 12018 face_landmarker_graph.cc:181] ...``),
+#: their "logging before InitGoogle/InitializeLog" banner, TFLite/LiteRT ``INFO:``/``WARNING:``/``VERBOSE:``
+#: lines (``INFO: [environment.cc:36] ...``, ``INFO: Created TensorFlow Lite XNNPACK delegate for CPU.``) and
+#: libmpg123's resync notes. Error and fatal lines (``E0000 ...``, ``F0000 ...``, ``ERROR: ...``) are kept.
+#: Used with ``.match(line, pos)`` (anchored at ``pos``; no ``^``, which would match only at 0).
+NATIVE_LOG_LINE = re.compile(
+    rb"(?:[IW]\d{4} \d\d:\d\d:\d+(?:\.\d+)? +\d+ [\w.+-]+:\d+\] "
+    rb"|WARNING: Logging before InitGoogle\(\)"
+    rb"|WARNING: All log messages before absl::InitializeLog\(\)"
+    rb"|(?:INFO|WARNING|VERBOSE): (?:\[[\w.+-]+:\d+\] |Created TensorFlow Lite |Initialized TensorFlow Lite )"
+    rb"|Note: (?:Illegal Audio-MPEG-Header|Trying to resync|Skipped \d+ bytes|Hit end of \(available\) data))")
 
 
 def check_output_dir(out_dir: Path) -> None:
@@ -328,6 +348,110 @@ def quiet_native_stderr(enabled: bool = True):
             # still hold ``stream`` and write to it after we return; it reaches the terminal either way.
 
 
+def _copy_filtered(read_fd: int, write_fd: int, closing: threading.Event) -> None:
+    """Copy ``read_fd`` to ``write_fd`` line by line, without :data:`NATIVE_LOG_LINE` lines, until the pipe
+    ends or ``closing`` is set and nothing more is waiting. A partial line up to its last ``\\r`` (a
+    progress bar redrawing itself) is passed on at once."""
+    buf = b""
+
+    def out(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(write_fd, view):]
+            except OSError:                    # the terminal went away: drop the rest
+                return
+
+    try:
+        while True:
+            ready, _, _ = select.select([read_fd], [], [], 0.05)
+            if not ready:
+                if closing.is_set():
+                    break
+                continue
+            chunk = os.read(read_fd, 65536)
+            if not chunk:
+                break
+            *lines, buf = (buf + chunk).split(b"\n")
+            data = b"".join(_without_native(line + b"\n") for line in lines)
+            if _REDRAW.search(buf):            # a progress bar's partial line: out now, up to a native line
+                p = _native_start(buf)
+                data, buf = data + buf[:p], buf[p:]
+            if data:
+                out(data)
+        if buf:
+            out(_without_native(buf))
+    finally:
+        os.close(read_fd)
+
+
+_REDRAW = re.compile(rb"\r|\x1b\[[0-9;]*[A-Za-z]")      # carriage return, or a terminal control sequence
+
+
+def _native_start(line: bytes) -> int:
+    """Where a :data:`NATIVE_LOG_LINE` starts in ``line``: at its start, or anywhere in a progress bar's
+    line (one with a ``\\r`` or a control sequence: a native line written while a bar is drawn follows the
+    bar's text directly); ``len(line)`` when there is none."""
+    if NATIVE_LOG_LINE.match(line):
+        return 0
+    m = NATIVE_LOG_LINE.search(line) if _REDRAW.search(line) else None
+    return m.start() if m else len(line)
+
+
+def _without_native(line: bytes) -> bytes:
+    p = _native_start(line)
+    return line if p == len(line) else line[:p]
+
+
+@contextlib.contextmanager
+def filter_native_stderr(enabled: bool = True):
+    """Drop native libraries' log lines (:data:`NATIVE_LOG_LINE`: MediaPipe's absl and LiteRT lines) from
+    file descriptor 2, keep everything else, for commands that start worker processes.
+
+    How: fd 2 becomes the write end of a pipe that a thread copies to the real stderr line by line,
+    skipping the native lines. Child processes (``prepare --workers``, ``train --nproc``) inherit the pipe,
+    so their native lines are dropped too while their own messages, warnings and tracebacks still reach
+    the terminal, in order with ours. On exit fd 2 is restored and whatever is waiting in the pipe is
+    copied out. Only when ``sys.stderr`` is the process's real stderr (not under pytest's capture or
+    another redirect) and ``CHATANYONE_NATIVE_STDERR`` is unset; ``-v``/``--verbose`` turns it off per run.
+    """
+    real = sys.__stderr__
+    try:
+        usable = (enabled and not os.environ.get("CHATANYONE_NATIVE_STDERR") and real is not None
+                  and sys.stderr is real and real.fileno() == 2)
+    except (AttributeError, OSError, ValueError):
+        usable = False
+    if not usable:
+        yield
+        return
+    real.flush()
+    saved = os.dup(2)
+    read_fd, write_fd = os.pipe()
+    os.set_inheritable(saved, False)
+    closing = threading.Event()
+    copier = threading.Thread(target=_copy_filtered, args=(read_fd, saved, closing), daemon=True,
+                              name="chatanyone-stderr-filter")
+    copier.start()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    try:
+        yield
+    finally:
+        try:
+            real.flush()
+        finally:
+            os.dup2(saved, 2)                  # our write end is gone; workers still alive keep theirs
+            closing.set()
+            copier.join(timeout=5.0)           # what is already in the pipe is copied out first
+
+
+def _split_verbose(argv: list[str]) -> tuple[list[str], bool]:
+    """``argv`` of a delegated command without ``-v``/``--verbose`` (before any ``--``), and whether one was there."""
+    end = argv.index("--") if "--" in argv else len(argv)
+    kept = [x for x in argv[:end] if x not in VERBOSE_FLAGS]
+    return kept + argv[end:], len(kept) != end
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``chatanyone ARGS``; returns the exit code (0, 2 for user errors, 130 for Ctrl-C).
 
@@ -336,7 +460,12 @@ def main(argv: list[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     from motion.errors import ChatAnyoneError
-    with quiet_native_stderr(bool(argv) and argv[0] in QUIET_NATIVE_COMMANDS):
+    verbose = False
+    if argv[:1] and argv[0] in FILTER_NATIVE_COMMANDS:
+        rest, verbose = _split_verbose(argv[1:])
+        argv = argv[:1] + rest
+    with quiet_native_stderr(bool(argv) and argv[0] in QUIET_NATIVE_COMMANDS), \
+            filter_native_stderr(bool(argv) and argv[0] in FILTER_NATIVE_COMMANDS and not verbose):
         try:
             delegated = {"export": cmd_export, "prepare": cmd_prepare, "train": cmd_train,  # subcommands
                          "train-generator": cmd_train_generator, "evaluate": cmd_evaluate}   # with their own parser

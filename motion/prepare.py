@@ -1162,6 +1162,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip videos whose face is tracked in fewer frames (default %(default)s)")
     ap.add_argument("--facegood-names", default=None, help="bs_names_116.npy (default: searched above the input)")
     ap.add_argument("--quiet", action="store_true", help="no progress bars")
+    ap.add_argument("-v", "--verbose", action="store_true",
+                    help="show native libraries' log lines (MediaPipe/absl, LiteRT), which `chatanyone prepare` "
+                         "drops from its and its workers' stderr otherwise")
     ap.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                     help="run each clip as a Ray task (pip install -e '.[scale]'): alone, on a new local Ray "
                          "instance with --workers CPUs; 'auto', HOST:PORT or ray://HOST:PORT joins a running "
