@@ -135,6 +135,12 @@ class LiveLinkSender:
     def encode(self, frame: MotionFrame) -> bytes:
         return encode_packet(frame, subject=self.subject, device_id=self.device_id, fps=self.fps)
 
+    @property
+    def refused(self) -> int:
+        """Datagrams the OS reported refused so far (nothing listening at the destination; counted by
+        :class:`bridge.udp.UdpDestination`, shown in the stream's summary by the pacer)."""
+        return self._udp.refused
+
     def transmit(self, packet: bytes) -> None:
         """Send one encoded packet. Raises ``OSError`` from the socket."""
         self._udp.sendto([packet])

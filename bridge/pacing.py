@@ -156,6 +156,12 @@ class LatenessStats:
         sent: ticks transmitted.
         skipped: ticks skipped because they were later than ``max_late_s``.
         errors: transmits that raised ``OSError`` (e.g. an unreachable host); the first message is kept.
+            A refusal reported by an output that counts its refusals (``refused``) is not an error.
+        refused: datagrams the OS reported refused while this output sent (ICMP "port unreachable": nothing
+            listening at the destination), as counted by the output's own ``refused`` attribute
+            (:attr:`bridge.udp.UdpDestination.refused`); every refusal, the first included. A refusal
+            arriving after the last datagram is never reported, so this is a lower bound.
+        destination: ``HOST:PORT`` of the output when it has one (named in the summary's refusals).
         samples_ms: every transmit's lateness, in order.
     """
 
@@ -164,6 +170,8 @@ class LatenessStats:
     skipped: int = 0
     errors: int = 0
     first_error: str | None = None
+    refused: int = 0
+    destination: str | None = None
     samples_ms: list[float] = field(default_factory=list)
 
     def percentile(self, q: float, absolute: bool = True) -> float:
@@ -174,14 +182,18 @@ class LatenessStats:
         return float(np.percentile(np.abs(a) if absolute else a, q))
 
     def summary(self) -> str:
-        """One line: ``vmc: 240 sent, 0 skipped, |lateness| p50 0.08 ms, p99 0.31 ms, max 0.9 ms``."""
-        if not self.samples_ms:
-            return f"{self.name}: {self.sent} sent, {self.skipped} skipped"
-        line = (f"{self.name}: {self.sent} sent, {self.skipped} skipped, |lateness| "
-                f"p50 {self.percentile(50):.2f} ms, p99 {self.percentile(99):.2f} ms, "
-                f"max {self.percentile(100):.2f} ms")
+        """One line: ``vmc: 240 sent, 0 skipped, |lateness| p50 0.08 ms, p99 0.31 ms, max 0.9 ms``, then
+        send errors and refusals when there were any (``..., 238 datagrams refused (nothing listening on
+        HOST:PORT)``)."""
+        line = f"{self.name}: {self.sent} sent, {self.skipped} skipped"
+        if self.samples_ms:
+            line += (f", |lateness| p50 {self.percentile(50):.2f} ms, p99 {self.percentile(99):.2f} ms, "
+                     f"max {self.percentile(100):.2f} ms")
         if self.errors:
             line += f", {self.errors} send errors ({self.first_error})"
+        if self.refused:
+            where = f" on {self.destination}" if self.destination else ""
+            line += f", {self.refused} datagrams refused (nothing listening{where})"
         return line
 
 
@@ -196,7 +208,10 @@ class _Track:
             raise ChatAnyoneError(f"output {output.name}: fps must be positive, got {output.fps}")
         self.k = 0
         self.done = False
-        self.stats = LatenessStats(output.name)
+        host, port = getattr(output, "host", None), getattr(output, "port", None)
+        self.stats = LatenessStats(output.name, destination=f"{host}:{port}" if host and port else None)
+        self.counts_refusals = isinstance(getattr(output, "refused", None), int)
+        self.refused_before = output.refused if self.counts_refusals else 0   # the output may be reused
 
     def time(self) -> float:
         return self.k / self.fps
@@ -330,12 +345,15 @@ class Pacer:
             try:
                 track.output.transmit(payload)
             except OSError as e:
-                track.stats.errors += 1
                 msg = f"{e.strerror or e}"
-                if track.stats.first_error is None:
-                    track.stats.first_error = msg
+                if not (track.counts_refusals and isinstance(e, ConnectionRefusedError)):
+                    track.stats.errors += 1        # (a counted refusal is in stats.refused instead)
+                    if track.stats.first_error is None:
+                        track.stats.first_error = msg
                 if self.on_error is not None:
                     self.on_error(track.output.name, msg)
+            if track.counts_refusals:
+                track.stats.refused = track.output.refused - track.refused_before
             track.stats.samples_ms.append(lateness * 1000.0)
             track.stats.sent += 1
             track.k += 1

@@ -531,4 +531,6 @@ def _merge(total: dict[str, LatenessStats], part: dict[str, LatenessStats]) -> N
         t.skipped += s.skipped
         t.errors += s.errors
         t.first_error = t.first_error or s.first_error
+        t.refused += s.refused
+        t.destination = t.destination or s.destination
         t.samples_ms.extend(s.samples_ms)

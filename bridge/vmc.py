@@ -223,6 +223,12 @@ class VMCSender:
         bundles.append(b"".join(parts))
         return bundles
 
+    @property
+    def refused(self) -> int:
+        """Datagrams the OS reported refused so far (nothing listening at the destination; counted by
+        :class:`bridge.udp.UdpDestination`, shown in the stream's summary by the pacer)."""
+        return self._udp.refused
+
     # -- send bytes -------------------------------------------------------------------------------
     def transmit(self, bundles: list[bytes]) -> None:
         """Send encoded bundles (one datagram each). Raises ``OSError`` from the socket."""
