@@ -100,6 +100,8 @@ def cmd_animate(a: argparse.Namespace) -> int:
     check_output_dir(out_dir)
     formats = check_formats(a.formats.split(","))
     duration_s = probe_audio(audio)
+    from motion.options import check_transcript_length
+    check_transcript_length(a.transcript, duration_s)
     from motion.checkpoint import checkpoint_info, style_presets
     info = checkpoint_info(a.checkpoint)
     if a.style is not None and a.style not in style_presets(info)[0]:
@@ -210,7 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="classifier-free guidance on the style, 0..10 (default motion.inference.STYLE_GUIDANCE; 1 = off)")
     an.add_argument("--steps", type=int, default=None,
                     help="denoising steps per stage, 1..50 (default 4 face, 6 body)")
-    an.add_argument("--transcript", default=None, help="text of the speech, if known")
+    an.add_argument("--transcript", default=None,
+                    help="text of the speech, if known: phones force-aligned to it (audio of at most 3 minutes)")
     an.add_argument("--face-guidance", type=float, default=None,
                     help="classifier-free guidance on audio for the face, 0..10 (default motion.inference.FACE_GUIDANCE = 2.0; 1 = off)")
     an.add_argument("--body-guidance", type=float, default=None,

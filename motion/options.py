@@ -16,6 +16,11 @@ Why these bounds:
 * guidance 0..10: classifier-free guidance scales (1 = off, 0 = unconditional). Defaults are 2 (face) and
   1 (body, style); beyond ~5 the samples leave the training distribution.
 * ``seed`` 0..2**64-1: what ``torch.Generator.manual_seed`` and ``numpy.random.default_rng`` both accept.
+* audio with a ``transcript``: at most :data:`TRANSCRIPT_MAX_S` (3 minutes). Forced alignment (pocketsphinx)
+  searches the whole utterance at once and its memory grows with the square of the length, and generation
+  with phones takes the whole-clip path: peak RSS 682 / 1046 / 1604 MB at 1.1 / 2.1 / 3.2 min
+  (``benchmarks/transcript_memory.py``), over 6 GB (and still growing when stopped) at 10.7 min. Without a transcript any
+  length runs in bounded memory.
 """
 from __future__ import annotations
 
@@ -24,7 +29,8 @@ import math
 from .errors import ChatAnyoneError
 
 __all__ = ["OptionError", "STEPS_RANGE", "FPS_RANGE", "INTENSITY_RANGE", "GUIDANCE_RANGE", "SEED_RANGE",
-           "DELAY_RANGE", "check_int", "check_float", "check_generation_options"]
+           "DELAY_RANGE", "TRANSCRIPT_MAX_S", "check_int", "check_float", "check_generation_options",
+           "check_transcript_length"]
 
 STEPS_RANGE = (1, 50)
 FPS_RANGE = (1.0, 240.0)
@@ -33,6 +39,8 @@ GUIDANCE_RANGE = (0.0, 10.0)
 SEED_RANGE = (0, 2**64 - 1)
 #: ``stream --delay`` seconds between the audio start and frame 0.
 DELAY_RANGE = (0.0, 10.0)
+#: Longest audio (seconds) that ``animate --transcript`` takes (see the module docstring).
+TRANSCRIPT_MAX_S = 180.0
 
 
 class OptionError(ChatAnyoneError, ValueError):
@@ -100,3 +108,19 @@ def check_generation_options(*, seed=0, fps=30.0, steps=None, expression=1.0, he
                     ("--style-guidance", style_guidance)):
         if v is not None:
             check_float(name, v, GUIDANCE_RANGE)
+
+
+def check_transcript_length(transcript: str | None, duration_s: float) -> None:
+    """Refuse a transcript for audio longer than :data:`TRANSCRIPT_MAX_S` seconds (forced alignment's memory
+    grows with the square of the length; see the module docstring). ``None`` or an empty transcript passes.
+
+    Raises:
+        OptionError: a transcript with longer audio; the message says the limit, why, and what to do.
+    """
+    if transcript and transcript.strip() and duration_s > TRANSCRIPT_MAX_S:
+        raise OptionError(
+            f"--transcript works on audio of at most {TRANSCRIPT_MAX_S / 60:g} minutes, this is "
+            f"{duration_s / 60:.1f}: forced alignment holds the whole audio at once and its memory grows with "
+            f"the square of the length (1.6 GB at 3.2 minutes, over 6 GB at 10.7). Split the audio (and the "
+            f"text) into parts of at most {TRANSCRIPT_MAX_S / 60:g} minutes, or leave --transcript out (any length "
+            f"then runs in bounded memory)")
