@@ -57,7 +57,7 @@ from motion.conventions import (
 )
 from motion.errors import ChatAnyoneError
 
-from ._gltf import AnimationBuilder, save_glb, Builder, continuous_quats
+from ._gltf import AnimationBuilder, Builder, continuous_quats, spooled_glb
 
 EXTENSION = "VRMC_vrm_animation"
 SPEC_VERSION = "1.0"
@@ -137,12 +137,7 @@ def gaze_quats(rotations: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Writer
 # --------------------------------------------------------------------------------------------------
-def build(clip: MotionClip, *, expressions: str = "arkit") -> g.GLTF2:
-    """The in-memory :class:`pygltflib.GLTF2` that :func:`write` saves (binary blob attached).
-
-    Raises:
-        ChatAnyoneError: ``clip`` is not a MotionClip, has no frames, or ``expressions`` is unknown.
-    """
+def _check(clip: MotionClip, expressions: str) -> None:
     if not isinstance(clip, MotionClip):
         raise ChatAnyoneError(f"vrma.write needs a MotionClip, got {type(clip).__name__}")
     if expressions not in EXPRESSION_OPTIONS:
@@ -150,9 +145,30 @@ def build(clip: MotionClip, *, expressions: str = "arkit") -> g.GLTF2:
                               f"would add them and over-drive its morphs), got {expressions!r}")
     if clip.num_frames < 1:
         raise ChatAnyoneError("cannot export an empty clip (0 frames) to VRM Animation")
+
+
+def _new_gltf(clip: MotionClip) -> g.GLTF2:
     gltf = g.GLTF2(asset=g.Asset(version="2.0", generator="ChatAnyone Bridge exporters.vrma"))
     gltf.extras = {"chatanyone": {"fps": clip.fps, "meta": json.loads(json.dumps(clip.meta, default=str))}}
-    b = Builder(gltf)
+    return gltf
+
+
+def build(clip: MotionClip, *, expressions: str = "arkit") -> g.GLTF2:
+    """The in-memory :class:`pygltflib.GLTF2` that :func:`write` saves (binary blob attached); for short
+    clips and tests (:func:`write` does not hold the binary buffer in memory).
+
+    Raises:
+        ChatAnyoneError: ``clip`` is not a MotionClip, has no frames, or ``expressions`` is unknown.
+    """
+    _check(clip, expressions)
+    gltf = _new_gltf(clip)
+    _fill(Builder(gltf), clip, expressions)
+    return gltf
+
+
+def _fill(b: Builder, clip: MotionClip, expressions: str) -> None:
+    """The VRMA's nodes, animation (one bone's keys at a time) and extension into ``b``."""
+    gltf = b.gltf
 
     # Humanoid bones in the VRM T-pose: identity rotations, parent-relative offsets (VRMA "Humanoid").
     P = rest_joint_positions().astype(np.float64)
@@ -190,9 +206,8 @@ def build(clip: MotionClip, *, expressions: str = "arkit") -> g.GLTF2:
 
     # Animation (glTF spec 3.11).
     ab = AnimationBuilder(b, clip.num_frames, clip.fps, str(clip.meta.get("name", "motion")))
-    q = continuous_quats(clip.rotations[:, list(_BONE_JOINTS)])
-    for k, j in enumerate(_BONE_JOINTS):
-        ab.channel(node_of[j], "rotation", q[:, k])
+    for j in _BONE_JOINTS:
+        ab.channel(node_of[j], "rotation", continuous_quats(clip.rotations[:, j]))
     ab.channel(hips, "translation", (P[0] + clip.translation.astype(np.float64)).astype(np.float32))
     ab.channel(look_node, "rotation", continuous_quats(gaze_quats(clip.rotations)))
     xyz = np.zeros((clip.num_frames, 3), np.float32)
@@ -213,7 +228,6 @@ def build(clip: MotionClip, *, expressions: str = "arkit") -> g.GLTF2:
     gltf.extensionsUsed = [EXTENSION]
     gltf.extensions = {EXTENSION: ext}
     b.finish()
-    return gltf
 
 
 def write(clip: MotionClip, path: str | os.PathLike, *, expressions: str = "arkit") -> Path:
@@ -232,5 +246,13 @@ def write(clip: MotionClip, path: str | os.PathLike, *, expressions: str = "arki
     Raises:
         ChatAnyoneError: not a MotionClip, an empty clip, unknown ``expressions``, a missing or unwritable
             folder. Written atomically: on failure nothing is left at ``path``.
+
+    Memory: as :func:`exporters.glb.write`, the binary buffer is spooled to an unlinked temporary file in
+    the destination folder and the bones are converted one at a time (``expressions="preset"`` still
+    computes the preset weights of the whole clip at once, ~0.1 kB per frame); the bytes are those of
+    pygltflib's ``save_to_bytes`` on :func:`build`'s glTF (tested).
     """
-    return save_glb(build(clip, expressions=expressions), path)
+    _check(clip, expressions)
+    with spooled_glb(_new_gltf(clip), path) as b:
+        _fill(b, clip, expressions)
+    return Path(path)

@@ -1,4 +1,4 @@
-"""GLB and Live Link CSV writers in bounded memory (issue 15.2): the same bytes as before, chunk by chunk.
+"""GLB, VRMA and Live Link CSV writers in bounded memory (issue 15.2): the same bytes as before, chunk by chunk.
 
 The golden hashes were computed with the writers as they were before streaming (commit 237f82a: the whole
 binary buffer built in memory and saved by pygltflib; the whole CSV text built as one string) on
@@ -14,7 +14,7 @@ import numpy as np
 import pygltflib
 import pytest
 
-from exporters import glb, livelink_csv as llc
+from exporters import glb, livelink_csv as llc, vrma
 from motion.clip import MotionClip
 from tests.exporters.test_glb import smooth_clip
 
@@ -24,6 +24,8 @@ GOLDEN = {
     "glb_mixamo": "2953169c80fca9cc1caa86534c40b9236c782df4039657556435b90d3eeb69b9",
     "csv": "6073031cad86dfdf64075dd17025235d4da32a5f9142f01d628884c93dedbd5b",
     "csv_60fps": "8121ef73cb81426de885e81559efda5c500973c9f68c53a3121437b1a3630726",
+    "vrma_arkit": "6a5c5a29b380cd37a036b26f423f7ecea7632557529ecc8e818cce7d3c52f013",
+    "vrma_preset": "50cf1f98a8bb99005bc72225396ff1420a1d8daf5ab43c5bf4147fccf8ec0ada",
 }
 
 
@@ -38,7 +40,10 @@ def test_sample_files_are_byte_identical_to_the_whole_clip_writers(tmp_path):
     assert sha256(glb.write(clip, tmp_path / "b.glb", bone_names="mixamo")) == GOLDEN["glb_mixamo"]
     assert sha256(llc.write(clip, tmp_path / "a.csv")) == GOLDEN["csv"]
     assert sha256(llc.write(clip, tmp_path / "b.csv", fps=60)) == GOLDEN["csv_60fps"]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.glb", "b.csv", "b.glb"]  # no spool left
+    assert sha256(vrma.write(clip, tmp_path / "a.vrma")) == GOLDEN["vrma_arkit"]
+    assert sha256(vrma.write(clip, tmp_path / "b.vrma", expressions="preset")) == GOLDEN["vrma_preset"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.csv", "a.glb", "a.vrma", "b.csv", "b.glb",
+                                                          "b.vrma"]          # no spooled buffer left behind
 
 
 def test_spooled_glb_is_pygltflib_bytes(tmp_path):
@@ -48,6 +53,9 @@ def test_spooled_glb_is_pygltflib_bytes(tmp_path):
     for bones in ("smplx", "mixamo"):
         path = glb.write(clip, tmp_path / f"{bones}.glb", bone_names=bones)
         assert path.read_bytes() == b"".join(glb.build(clip, bone_names=bones).save_to_bytes())
+    for expressions in ("arkit", "preset"):
+        path_v = vrma.write(clip, tmp_path / f"{expressions}.vrma", expressions=expressions)
+        assert path_v.read_bytes() == b"".join(vrma.build(clip, expressions=expressions).save_to_bytes())
     g = pygltflib.GLTF2.load(str(path))
     assert g.accessors[g.animations[0].samplers[0].input].count == 3001
     assert g.buffers[0].byteLength == len(g.binary_blob())
@@ -81,6 +89,14 @@ def test_glb_writer_does_not_hold_the_animation(tmp_path):
     glb.write(clip.slice(0, 2), tmp_path / "warm.glb")      # load and cache the avatar
     keys = clip.num_frames * (55 * 4 + 3 + 52) * 4
     peak = traced_peak(lambda: glb.write(clip, tmp_path / "long.glb"))
+    assert peak < 0.25 * keys, f"{peak / 1e6:.1f} MB traced for {keys / 1e6:.1f} MB of keys"
+
+
+def test_vrma_writer_does_not_hold_the_animation(tmp_path):
+    clip = smooth_clip(T=20000, seed=1)
+    vrma.write(clip.slice(0, 2), tmp_path / "warm.vrma")
+    keys = clip.num_frames * (53 * 4 + 3 + 4 + 52 * 3) * 4                  # bones, hips, lookAt, 52 expressions
+    peak = traced_peak(lambda: vrma.write(clip, tmp_path / "long.vrma"))
     assert peak < 0.25 * keys, f"{peak / 1e6:.1f} MB traced for {keys / 1e6:.1f} MB of keys"
 
 
