@@ -81,6 +81,9 @@ def main() -> int:
     ap.add_argument("--seconds", default="1,4,60", help="audio lengths for animate (default 1,4,60)")
     ap.add_argument("--formats", default="npz,glb,bvh", help="animate's --formats (default npz,glb,bvh)")
     ap.add_argument("--no-breakdown", action="store_true", help="skip the in-process phase breakdown")
+    ap.add_argument("--baseline", metavar="DIR", default=None,
+                    help="also time the project's rows with the code in DIR (e.g. an older commit, `git archive "
+                         "COMMIT | tar -x -C DIR`), put first on PYTHONPATH; rows marked [baseline]")
     a = ap.parse_args()
     exe = Path(sys.executable)
     cli = exe.parent / "chatanyone"
@@ -91,27 +94,36 @@ def main() -> int:
     lengths = [float(s) for s in a.seconds.split(",") if s]
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        rows: dict[str, list[str]] = {
-            "python -c pass": [str(exe), "-c", "pass"],
-            "python -c 'import torch'": [str(exe), "-c", "import torch"],
-            "python -c 'import motion.errors'": [str(exe), "-c", "import motion.errors"],
-            "chatanyone --help": cli_cmd + ["--help"],
+        ours: dict[str, list[str]] = {
+            "python -c 'import motion.errors'": ["-c", "import motion.errors"],
+            "python -c 'import motion.inference'": ["-c", "import motion.inference"],
+            "chatanyone --help": ["--help"],
         }
         for s in lengths:
             audio = make_audio(s, tmp)
-            rows[f"chatanyone animate ({s:g} s audio)"] = cli_cmd + [
+            ours[f"chatanyone animate ({s:g} s audio)"] = [
                 "animate", str(audio), "-o", str(tmp / "out"), "-q", "--formats", a.formats]
+        rows: dict[str, tuple[list[str], dict]] = {
+            "python -c pass": ([str(exe), "-c", "pass"], env),
+            "python -c 'import torch'": ([str(exe), "-c", "import torch"], env)}
+        for name, args in ours.items():
+            rows[name] = ([str(exe)] + args if args[0] == "-c" else cli_cmd + args), env
+            if a.baseline:
+                benv = dict(env, PYTHONPATH=os.pathsep.join(
+                    [str(Path(a.baseline).resolve())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])))
+                rows[name + " [baseline]"] = ([str(exe)] + (args if args[0] == "-c" else ["-m", "chatanyone.cli"] + args),
+                                              benv)
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in rows}
         print(f"load average (1/5/15 min) at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on "
               f"{os.cpu_count()} CPUs")
         for _ in range(a.repeats):
-            for name, cmd in rows.items():
-                times[name].append(wall(cmd, env))
+            for name, (cmd, row_env) in rows.items():
+                times[name].append(wall(cmd, row_env))
         print(f"whole-process times, {a.repeats} fresh processes per row (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})")
-        print(f"{'command':42s} {'wall median s':>13s} {'min s':>6s} {'max s':>6s} {'CPU median s':>12s}")
+        print(f"{'command':53s} {'wall median s':>13s} {'min s':>6s} {'max s':>6s} {'CPU median s':>12s}")
         for name, ts in times.items():
             w = [x[0] for x in ts]
-            print(f"{name:42s} {statistics.median(w):13.2f} {min(w):6.2f} {max(w):6.2f} "
+            print(f"{name:53s} {statistics.median(w):13.2f} {min(w):6.2f} {max(w):6.2f} "
                   f"{statistics.median(x[1] for x in ts):12.2f}")
         if not a.no_breakdown:
             print(f"\nin-process breakdown of animate (median of {a.repeats}; wall s / CPU s)")
