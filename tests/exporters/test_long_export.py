@@ -7,6 +7,7 @@ binary buffer built in memory and saved by pygltflib; the whole CSV text built a
 purpose, or the packaged head asset (``exporters/assets/head_arkit.npz``) is rebuilt.
 """
 import hashlib
+import os
 import tracemalloc
 from pathlib import Path
 
@@ -118,3 +119,32 @@ def test_tiny_clips(tmp_path, T):
     assert glb.write(clip, tmp_path / "x.glb").read_bytes() == b"".join(glb.build(clip).save_to_bytes())
     assert len(llc.write(clip, tmp_path / "x.csv").read_text().splitlines()) == T + 1
     assert np.array_equal(llc.read(tmp_path / "x.csv").face.shape, (T, 52))
+
+
+@pytest.mark.skipif(os.name != "posix", reason="SIGTERM/SIGKILL are POSIX")
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_signal_while_the_spooled_buffer_is_copied(tmp_path, sig):
+    """Killed while the GLB's spooled buffer is copied into place: SIGTERM ends like Ctrl-C with no file at
+    all; SIGKILL leaves at most hidden temporaries (the spool itself is an unlinked file: never seen)."""
+    import signal
+    import subprocess
+    import sys
+
+    src = smooth_clip(T=300, seed=3).save(tmp_path / "take.npz")
+    out = tmp_path / "o"
+    out.mkdir()
+    code = ("import os, shutil, signal, sys\n"
+            "def die(src, dst, length=0):\n"
+            "    dst.write(src.read(1000)); dst.flush(); os.kill(os.getpid(), signal.%s)\n"
+            "shutil.copyfileobj = die\n"
+            "from chatanyone.cli import main; sys.exit(main(sys.argv[1:]))" % sig)
+    r = subprocess.run([sys.executable, "-c", code, "export", str(src), "-f", "npz,glb,csv", "-o", str(out)],
+                       capture_output=True, text=True, cwd=Path(__file__).resolve().parents[2], timeout=120)
+    left = sorted(p.name for p in out.iterdir())
+    if sig == "SIGTERM":
+        assert r.returncode == 130 and "interrupted" in r.stderr and "Traceback" not in r.stderr, r.stderr
+        assert left == []
+    else:
+        assert r.returncode == -signal.SIGKILL
+        assert left and all(n.startswith(".") and ".tmp" in n for n in left), left
+        assert not {"take.npz", "take.glb", "take.csv"} & set(left)       # no final file of the set
