@@ -41,6 +41,7 @@ def test_clip_is_valid_and_as_long_as_the_audio(animated):
     assert clip.meta["seed"] == 0 and clip.meta["audio_source"].endswith("cmu_arctic_a0007.wav")
 
 
+@pytest.mark.slow
 def test_lips_follow_speech_and_close_in_silence(animated):
     clip = MotionClip.load(animated / "cmu_arctic_a0007.npz")
     audio, _ = sf.read(SAMPLE, dtype="float32")
@@ -52,6 +53,7 @@ def test_lips_follow_speech_and_close_in_silence(animated):
     assert n >= 1 and mj < 0.1
 
 
+@pytest.mark.slow
 def test_body_and_fingers_move(animated):
     clip = MotionClip.load(animated / "cmu_arctic_a0007.npz")
     from motion.evaluate import group_speed, limit_violations
@@ -97,6 +99,7 @@ def test_bad_audio_gives_one_line_error_and_no_output(tmp_path, capsys, kind):
     assert not out.exists() or list(out.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_silence_gives_a_still_but_alive_avatar(tmp_path):
     sf.write(tmp_path / "silence.wav", np.zeros(16000 * 3, np.float32), 16000)
     assert main(["animate", str(tmp_path / "silence.wav"), "-o", str(tmp_path), "-q", "--formats", "npz"]) == 0

@@ -410,6 +410,7 @@ def test_render_neural_errors_are_clear(tiny_checkpoint, tmp_path, capsys, monke
     assert render_mod.check_engine("warp") is None
 
 
+@pytest.mark.slow
 @needs_data
 @needs_mp
 @needs_av

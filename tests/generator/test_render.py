@@ -113,6 +113,7 @@ def test_render_portrait_mp4(name, kind, sample_clip, short_wav, tmp_path):
     assert np.abs(f[:, :40, :40] - f[:1, :40, :40]).mean() < 1.5
 
 
+@pytest.mark.slow
 def test_cli_render_lip_sync(sample_clip, tmp_path, capsys):
     """``chatanyone render PORTRAIT CLIP.npz``: the mouth opening measured back on the rendered frames
     follows the speech energy; the same measurement on a frozen portrait does not."""

@@ -9,15 +9,16 @@ import soundfile as sf
 import motion.inference as inference
 from motion.audio import load_audio
 from motion.features import extract_features
-from motion.inference import AudioReader, MotionGenerator, WindowPlan, chunked_conditions
+from motion.inference import AudioReader, WindowPlan, chunked_conditions
 from tests.conftest import DATA, needs_data
 
 SAMPLE = Path(__file__).resolve().parents[2] / "chatanyone" / "samples" / "cmu_arctic_a0007.wav"
 
 
 @pytest.fixture(scope="module")
-def gen():
-    return MotionGenerator()
+def gen(tiny_generator):
+    """Mechanics (chunked == whole-clip path, bit for bit): the tiny random-weight checkpoint."""
+    return tiny_generator
 
 
 @pytest.fixture(scope="module")

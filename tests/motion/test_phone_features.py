@@ -110,6 +110,7 @@ def _mouth(gen, y):
     return gen.generate(y, seed=0).face[:, list(ARKIT_MOUTH)]
 
 
+@pytest.mark.slow
 @needs_data
 def test_mouth_same_for_loudness_and_voice():
     """The same speech 12 dB quieter, and pitch-shifted by +-3 semitones (another voice), moves the shipped

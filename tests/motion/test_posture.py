@@ -106,6 +106,7 @@ def held_out_speech():
     return beat2_rotations(poses[start:start + T], lock_root=False), clip.rotations[:T]
 
 
+@pytest.mark.slow
 def test_generated_speech_stands_like_the_capture(held_out_speech):
     """Issue 14: median head pitch and torso lean within 5 deg of the BEAT2 capture measured with its
     pelvis orientation, on held-out speech; the root stays locked (no translation)."""
