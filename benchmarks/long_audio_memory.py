@@ -1,6 +1,6 @@
 """Peak memory (RSS) of ``chatanyone animate`` on long audio: 10, 60 and 180 minutes of real speech.
 
-    python benchmarks/long_audio_memory.py [--minutes 10,60,180] [--formats npz,glb,bvh] [--steps N] [--keep DIR]
+    python benchmarks/long_audio_memory.py [--minutes 10,60,180] [--formats npz,glb,bvh,csv|all] [--steps N] [--keep DIR]
 
 The speech is real: every FACEGOOD take (``audio_only`` and ``paired``, one speaker, 30.5 min in all) and
 the BEAT2 takes from ../shared/data, concatenated in a fixed order and repeated until the length is
@@ -66,7 +66,9 @@ def run(audio: Path, out: Path, formats: str, steps: int | None = None) -> tuple
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--minutes", default="10,60,180", help="comma list of audio lengths in minutes")
-    ap.add_argument("--formats", default="npz,glb,bvh", help="animate --formats (default: animate's default)")
+    ap.add_argument("--formats", default="npz,glb,bvh",
+                    help="animate --formats: a comma list of npz, glb, vrma, bvh, csv, or all (default: animate's "
+                         "default npz,glb,bvh)")
     ap.add_argument("--steps", type=int, default=None, help="animate --steps (default: the model's)")
     ap.add_argument("--keep", default=None, help="folder for the audio and outputs (default: a temporary one)")
     a = ap.parse_args()
