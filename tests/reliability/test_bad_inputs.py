@@ -277,7 +277,8 @@ def test_animate_on_a_full_disk_and_the_phase_bar(tmp_path, capsys, monkeypatch)
     audio, rate = sf.read(SAMPLE, dtype="float32")
     sf.write(tmp_path / "speech.wav", audio[: int(1.5 * rate)], rate)
     import exporters
-    monkeypatch.setattr(cli, "PROGRESS_MIN_AUDIO_S", 1.0)
+    from chatanyone.commands import animate
+    monkeypatch.setattr(animate, "PROGRESS_MIN_AUDIO_S", 1.0)
     monkeypatch.setattr(exporters, "export", _disk_full)
     out = tmp_path / "out"
     assert main(["animate", str(tmp_path / "speech.wav"), "-o", str(out), "--steps", "1", "--formats", "npz"]) == 2
