@@ -169,6 +169,7 @@ def load_models(path: str | os.PathLike | None = None) -> StageModels:
         diffusion = DiffusionConfig(**info["diffusion"])
     except TypeError as e:
         raise CheckpointError(f"{path}: diffusion metadata is invalid ({e})") from None
+    stages["face"].mean_channels = int(info.get("sampling", {}).get("face_mean_channels", 0))
     fp = info.get("face_prior")
     if fp:
         if not isinstance(fp, dict) or fp.get("kind") != "phone_rule":

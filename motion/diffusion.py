@@ -94,11 +94,21 @@ def sample(model: MotionDenoiser, scheduler: DDIM, cond: torch.Tensor, style: to
             amplitude inflation. 0 = off.
         eta: DDIM stochasticity (Song et al. 2021, eq. 16: 0 = deterministic DDIM, 1 = DDPM-like
             posterior noise at every step), drawn from ``generator``.
+        When ``model.prior`` is set (:class:`motion.model.MotionDenoiser`), the model denoises the residual
+        ``x - prior(cond)``: ``known`` (full values) is turned into residuals and the prior is added to the
+        result. When ``model.mean_channels`` is ``k > 0``, the first ``k`` channels of the result are the
+        first step's x0 prediction (from pure noise: the model's estimate of ``E[x0 | cond]``, the
+        least-squares answer) and the others the full DDIM trajectory, at no extra cost.
     Returns:
         ``[B, T, D]`` the final predicted clean sample.
     """
     B, T = cond.shape[:2]
     D = model.config.motion_dim
+    prior = getattr(model, "prior", None)
+    if prior is not None:
+        prior = torch.from_numpy(prior(cond.detach().cpu().numpy())).to(cond.dtype)
+        if known is not None:
+            known = known - prior
     scheduler.set_timesteps(num_inference_steps)
     x = noise if noise is not None else torch.randn((B, T, D), generator=generator)
     x = x * scheduler.init_noise_sigma
@@ -122,6 +132,8 @@ def sample(model: MotionDenoiser, scheduler: DDIM, cond: torch.Tensor, style: to
         n_pass = 2
     else:
         keep, cond2, style2, sv2, n_pass = ones, cond, style, sv, 1
+    k_mean = int(getattr(model, "mean_channels", 0) or 0)
+    first = None
     for t in scheduler.timesteps:
         tt = torch.full((len(keep),), int(t), dtype=torch.long)
         out = model(torch.cat([x] * n_pass), tt, cond2, style2, keep, sv2).sample
@@ -139,8 +151,12 @@ def sample(model: MotionDenoiser, scheduler: DDIM, cond: torch.Tensor, style: to
             x0 = out
         if known is not None:
             x0 = torch.where(known_mask, known, x0)
+        if k_mean and first is None:
+            first = x0[..., :k_mean].clone()
         if isinstance(scheduler, DDIM) or type(scheduler).__name__ == "DDIMScheduler":  # or diffusers' own
             x = scheduler.step(x0, t, x, eta=float(eta), generator=generator).prev_sample
         else:
             x = scheduler.step(x0, t, x, generator=generator).prev_sample
-    return x0
+    if first is not None:
+        x0 = torch.cat([first, x0[..., k_mean:]], dim=-1)
+    return x0 if prior is None else x0 + prior

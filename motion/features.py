@@ -38,7 +38,7 @@ from .audio import SAMPLE_RATE
 from .errors import AudioError
 
 __all__ = [
-    "PHONES", "SIL_INDEX", "N_MELS", "FEATURE_DIM", "FEATURE_LAYOUT", "LAYOUTS", "PHONE_SOURCES",
+    "PHONES", "PHONE_SLICE", "SIL_INDEX", "N_MELS", "FEATURE_DIM", "FEATURE_LAYOUT", "LAYOUTS", "PHONE_SOURCES",
     "DEFAULT_PHONE_SOURCE", "AudioFeatures", "StreamingFeatures", "extract_features", "onset_strength",
     "phone_segments",
 ]
@@ -77,6 +77,8 @@ FEATURE_LAYOUT: tuple[tuple[str, int], ...] = (
 """Order and width of the blocks in :meth:`AudioFeatures.stack`."""
 FEATURE_DIM = sum(w for _, w in FEATURE_LAYOUT)
 """Width D of :meth:`AudioFeatures.stack` (80 mel + energy + pitch + voiced + 40 phones = 123)."""
+PHONE_SLICE = slice(FEATURE_DIM - len(PHONES), FEATURE_DIM)
+"""Columns of the phone posteriors in :meth:`AudioFeatures.stack` (the last block of every layout)."""
 LAYOUTS = ("fixed", "fixed-sil", "running")
 """Model-input layouts of :meth:`AudioFeatures.stack` (all :data:`FEATURE_DIM` wide, blocks in
 :data:`FEATURE_LAYOUT` order): ``fixed`` as up to checkpoint 0.4.0; ``fixed-sil`` the same with the phone
@@ -220,25 +222,29 @@ def _check_input(samples: np.ndarray, sample_rate: int) -> np.ndarray:
 
 # --------------------------------------------------------------------------------------------- phones
 
-_DECODERS: dict[str, object] = {}
 _DECODER_LOCK = threading.Lock()
+#: Beam (and phone beam) of all-phone decoding. 1e-10 (until 0.4.0) lost the search on real speech: the
+#: 112 s FACEGOOD take 1114_2_03 decoded as one 'HH' from 6.1 s to the end (37 phones; 604 at 1e-12 and wider).
+#: 1e-20: 2.0 s per 60 s of speech on one core (1e-10: 1.3 s; pocketsphinx's default 1e-48: 2.1 s).
+ALLPHONE_BEAM = 1e-20
 
 
 def _decoder(kind: str):
-    """The cached pocketsphinx Decoder: ``'allphone'`` (phonetic LM) or ``'align'`` (dictionary only)."""
-    if kind not in _DECODERS:
-        from pocketsphinx import Decoder, get_model_path
+    """A fresh pocketsphinx Decoder: ``'allphone'`` (phonetic LM) or ``'align'`` (dictionary only).
 
-        mp = get_model_path()
-        hmm = os.path.join(mp, "en-us", "en-us")
-        if kind == "allphone":
-            dec = Decoder(hmm=hmm, allphone=os.path.join(mp, "en-us", "en-us-phone.lm.bin"),
-                          dict=None, loglevel="FATAL", lw=2.0, beam=1e-10, pbeam=1e-10)
-        else:
-            dec = Decoder(hmm=hmm, dict=os.path.join(mp, "en-us", "cmudict-en-us.dict"), lm=None,
-                          loglevel="FATAL")
-        _DECODERS[kind] = dec
-    return _DECODERS[kind]
+    Fresh for every utterance: a decoder keeps its live cepstral-mean normalisation (and more) from one
+    utterance to the next, so a reused one decoded the same audio differently depending on what it had
+    heard before (checked on the shipped sample: the first and second decoding differed). Creating one
+    takes ~25 ms once the model files are in the page cache.
+    """
+    from pocketsphinx import Decoder, get_model_path
+
+    mp = get_model_path()
+    hmm = os.path.join(mp, "en-us", "en-us")
+    if kind == "allphone":
+        return Decoder(hmm=hmm, allphone=os.path.join(mp, "en-us", "en-us-phone.lm.bin"),
+                       dict=None, loglevel="FATAL", lw=2.0, beam=ALLPHONE_BEAM, pbeam=ALLPHONE_BEAM)
+    return Decoder(hmm=hmm, dict=os.path.join(mp, "en-us", "cmudict-en-us.dict"), lm=None, loglevel="FATAL")
 
 
 def _to_int16(y: np.ndarray) -> bytes:
@@ -254,8 +260,7 @@ def _align_segments(pcm: bytes, transcript: str | list[str], dec=None) -> list[t
     """Forced alignment (two-pass: word then phone level); None when it cannot be done reliably.
 
     ``transcript``: text (normalised here), or a list of dictionary words used as they are.
-    ``dec``: the pocketsphinx decoder to use (default: this module's shared aligner; ``motion.alignment``
-    passes a fresh one so that no state carries over from an earlier utterance).
+    ``dec``: the pocketsphinx decoder to use (default: a fresh aligner, :func:`_decoder`).
     """
     words = list(transcript) if isinstance(transcript, list) else _normalise_transcript(transcript)
     if not words:
@@ -289,7 +294,9 @@ def phone_segments(samples: np.ndarray, transcript: str | None = None) -> list[t
         samples: ``[N]`` float32 mono audio at 16 kHz, full scale [-1, 1].
         transcript: optional text of the utterance.  When given and every word is in the bundled CMU
             dictionary, the phones are force-aligned to it; otherwise (or when alignment fails) all-phone
-            decoding with the bundled phonetic LM is used.
+            decoding with the bundled phonetic LM is used, on overlapping pieces of
+            :data:`ALLPHONE_PIECE_S` seconds (each phone kept from the piece that holds its middle away from
+            the overlaps).
 
     Returns:
         ``[(phone, first_frame, last_frame), ...]`` in pocketsphinx's 100 frames/s (10 ms) units, inclusive;
@@ -297,16 +304,45 @@ def phone_segments(samples: np.ndarray, transcript: str | None = None) -> list[t
     """
     y = _check_input(samples, SAMPLE_RATE)
     pcm = _to_int16(y)
-    with _DECODER_LOCK:
-        if transcript:
+    if transcript:
+        with _DECODER_LOCK:
             segs = _align_segments(pcm, transcript)
-            if segs:
-                return segs
+        if segs:
+            return segs
+    n = len(y)
+    piece, step = int(ALLPHONE_PIECE_S * SAMPLE_RATE), int((ALLPHONE_PIECE_S - ALLPHONE_OVERLAP_S) * SAMPLE_RATE)
+    if n <= piece:
+        return _allphone(pcm, 0)
+    out: list[tuple[str, int, int]] = []
+    half = int(ALLPHONE_OVERLAP_S * 100 / 2)
+    for a in range(0, n, step):
+        b = min(n, a + piece)
+        first, last = a == 0, b == n
+        lo = a // HOP_100HZ + (0 if first else half)           # keep the phones whose middle falls here
+        hi = b // HOP_100HZ - (0 if last else half)
+        for name, s0, s1 in _allphone(pcm[2 * a:2 * b], a // HOP_100HZ):
+            if lo <= (s0 + s1) // 2 < hi or (last and (s0 + s1) // 2 >= hi):
+                out.append((name, s0, s1))
+        if last:
+            break
+    return out
+
+
+#: All-phone decoding works on pieces of at most this many seconds (overlapping by ALLPHONE_OVERLAP_S): with the
+#: narrow beams of :func:`_decoder` one decoding of a longer utterance stops finding phones after about a minute
+#: (150 s of real speech ended in one 'Y' from 66.6 s on; the 64 s BEAT2 take in a 2.9 s 'JH').
+ALLPHONE_PIECE_S = 20.0
+ALLPHONE_OVERLAP_S = 2.0
+
+
+def _allphone(pcm: bytes, offset: int) -> list[tuple[str, int, int]]:
+    """All-phone decoding of int16 ``pcm`` with a fresh decoder; frames (100 Hz) shifted by ``offset``."""
+    with _DECODER_LOCK:
         dec = _decoder("allphone")
         dec.start_utt()
         dec.process_raw(pcm, full_utt=True)
         dec.end_utt()
-        return [(s.word, int(s.start_frame), int(s.end_frame)) for s in dec.seg()]
+        return [(s.word, int(s.start_frame) + offset, int(s.end_frame) + offset) for s in dec.seg()]
 
 
 def _phone_posteriors(segments, n100: int, num_frames: int, fps: float) -> np.ndarray:

@@ -312,6 +312,8 @@ def rng_states(generator: torch.Generator, stages: list[tuple[WindowPlan, int, f
 #: Frames of audio features computed per call on long audio (60 s at 30 fps): the feature extractor's
 #: memory grows with its input (librosa's YIN and STFT frame matrices: ~150 MB per minute).
 FEATURE_CHUNK_FRAMES = 1800
+#: Audio context (frames, each side) of a chunk's pocketsphinx all-phone decoding in :func:`chunked_conditions`.
+PHONE_CONTEXT_FRAMES = 90
 _FEATURE_MARGIN = 6                   # frames of audio before a chunk that its features read (> 64 ms)
 _FEATURE_LOOKAHEAD_SAMPLES = 1024     # samples after a chunk's last frame that its features read (64 ms)
 #: Audio files longer than this (seconds) are decoded block by block into a temporary file and read back
@@ -416,7 +418,9 @@ def chunked_conditions(audio: AudioReader, num_frames: int, layouts: list[str], 
 
     Args:
         audio: :class:`AudioReader`; num_frames: T; layouts: :meth:`motion.features.AudioFeatures.stack`
-            layouts; phones: ``"none"`` or ``"classifier"`` (the sources that need no whole-clip decoding).
+            layouts; phones: ``"none"``, ``"classifier"`` or ``"pocketsphinx"`` (all-phone decoding of each
+            chunk's audio with :data:`PHONE_CONTEXT_FRAMES` frames of context on both sides; a clip of one
+            chunk is decoded whole, as :func:`motion.features.extract_features` does).
     Returns:
         ``(conds, energy, phone_source)``: ``{layout: [T, FEATURE_DIM] float32}``, the ``[T]`` log-RMS
         energy, and the phone source used.
@@ -456,6 +460,20 @@ def chunked_conditions(audio: AudioReader, num_frames: int, layouts: list[str], 
                 conds[k] = np.zeros((T, x.shape[1]), np.float32)
             conds[k][f0:f1] = x
     source = "none"
+    if phones == "pocketsphinx":
+        from .features import HOP_100HZ, PHONES, _phone_posteriors, phone_segments
+        for f0 in tqdm(bounds, desc="phones", disable=not progress or len(bounds) < 2, unit="min", leave=False):
+            f1 = min(T, f0 + chunk_frames)
+            g0 = max(0, ((f0 - PHONE_CONTEXT_FRAMES) // 3) * 3) if len(bounds) > 1 else 0
+            g1 = min(T, f1 + PHONE_CONTEXT_FRAMES) if len(bounds) > 1 else T
+            a, b = g0 * 1600 // 3, n_needed if g1 == T else (g1 * 1600 + 2) // 3
+            y = audio.read(a, min(b, audio.num_samples))
+            y = np.pad(y, (0, max(0, (b - a) - len(y)))).astype(np.float32)
+            post = _phone_posteriors(phone_segments(y), 1 + len(y) // HOP_100HZ, g1 - g0, MODEL_FPS)[f0 - g0:f1 - g0]
+            for k in layouts:
+                if k != "fixed-sil":
+                    conds[k][f0:f1, -len(PHONES):] = post
+        source = "pocketsphinx"
     if phones == "classifier":
         from .features import PHONES
         from .phone_features import CLASSIFIER_LEFT_FRAMES, CLASSIFIER_LOOKAHEAD_FRAMES, phone_posteriors
@@ -628,7 +646,7 @@ class MotionGenerator:
         random state it has in :func:`sample_windows`, so the result is the same as sampling the whole clip
         at once), and frames are smoothed and finished as soon as no batch can change them; what stays is
         about 1-2 kB per frame (the features, the result, its copies while the clip is built) plus the
-        model: peak RSS 1.5 GB for 3 h of audio (``benchmarks/long_audio_memory.py``). A transcript or pocketsphinx phones need the whole
+        model: peak RSS 1.5 GB for 3 h of audio (``benchmarks/long_audio_memory.py``). A transcript (forced alignment) needs the whole
         clip at once (the unchunked path).
 
         Returns:
@@ -651,7 +669,7 @@ class MotionGenerator:
         opts = dict(seed=seed, style=style, style_reference=style_reference, style_guidance=style_guidance,
                     steps=steps, face_guidance=face_guidance, body_guidance=body_guidance, progress=progress,
                     face_to_body=face_to_body, face_eta=face_eta, body_eta=body_eta)
-        if transcript or source not in ("none", "classifier"):     # decoded / aligned over the whole clip
+        if transcript:     # forced alignment over the whole clip
             face_n, body_n, feats, (face_steps, body_steps) = self.sample_normalised(
                 reader.read(0, n), transcript=transcript, phones=phones, **opts)
             idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)

@@ -350,3 +350,126 @@ def known_transcript(name: str) -> str | None:
     if stem.startswith("grid__"):
         return grid_transcript(stem[len("grid__"):])
     return None
+
+
+# ------------------------------------------------------------------------------ phone-rule face prior
+
+def viseme_table(phones: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-phone viseme targets and dominances: ``([P, 52] float32 ARKit weights, [P] float64)`` for the
+    phone names ``phones`` (ARPAbet without stress; 'SIL' and unknown names -> the 'sil' viseme)."""
+    vis = [PHONE_TO_VISEME.get(p.upper(), "sil") for p in phones]
+    return np.stack([_viseme_vector(v) for v in vis]), np.array([DOMINANCE[v] for v in vis], np.float64)
+
+
+def phone_rule_from_posteriors(posteriors: np.ndarray, phones: tuple[str, ...], fps: float = 30.0,
+                               sigma_s: float = COART_SIGMA_S) -> np.ndarray:
+    """:func:`phone_rule_face` computed from frame-level phone posteriors instead of intervals.
+
+    Each frame's viseme target is the posterior-weighted mix of its phones' targets, weighted by their
+    :data:`DOMINANCE`, blended over time with a Gaussian of ``sigma_s`` seconds (the same Cohen-Massaro
+    dominance blend, sampled at the frame rate instead of 100 Hz; frames outside the array count as absent,
+    so a window's edge frames use only the context the window has).
+
+    Args:
+        posteriors: ``[..., T, P]`` float, rows summing to 1 (e.g. :attr:`motion.features.AudioFeatures.phones`).
+        phones: the ``P`` phone names of the posterior columns (:data:`motion.features.PHONES`).
+        fps: frame rate (Hz) of the posteriors.
+        sigma_s: coarticulation width (seconds).
+    Returns:
+        ``[..., T, 52]`` float32 ARKit weights in [0, 1] (non-mouth channels 0).
+    """
+    from scipy.ndimage import convolve1d
+    targets, dom = viseme_table(phones)
+    post = np.asarray(posteriors, np.float64)
+    w = post * dom                                              # [..., T, P] dominance-weighted posteriors
+    half = max(1, int(np.ceil(3 * sigma_s * fps)))
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) / (sigma_s * fps)) ** 2)
+    num = convolve1d(w @ targets.astype(np.float64), k, axis=-2, mode="constant")
+    den = convolve1d(w.sum(-1, keepdims=True), k, axis=-2, mode="constant")
+    return np.clip(num / np.maximum(den, 1e-9), 0.0, 1.0).astype(np.float32)
+
+
+class PhoneRulePrior:
+    """The face stage's articulation prior: the phone-rule mouth (:func:`phone_rule_from_posteriors`) read
+    from the model input's phone block, in the face stage's normalised units.
+
+    The face stage of a checkpoint with ``info["face_prior"]["kind"] == "phone_rule"`` denoises the residual
+    ``x_n - prior(cond)`` (``x_n = (face_vector - face_mean) / face_std``); sampling adds the prior back
+    (:func:`motion.diffusion.sample`'s ``prior``). The viseme table carries what two minutes of one English
+    speaker's video cannot teach (lip closure at /p b m/, rounding at /uw ow w/); the diffusion learns how real
+    mouths depart from it. (ChatAnyone issue 13; the residual-on-a-rule design follows JALI's split of
+    articulation rules from learned style, Edwards et al. 2016.)
+
+    Args:
+        face_std: ``[FACE_DIM]`` the face stage's normalisation std (only the mouth part is used).
+        phone_slice: columns of the phone posteriors in the model input.
+        phones: their names (:data:`motion.features.PHONES`).
+        fps: frame rate (Hz).
+        sigma_s: coarticulation width (seconds).
+        gain: optional ``[27]`` per mouth channel (:data:`ARKIT_MOUTH` order) multiplying the rule's weights:
+            the least-squares slope of the captured weights on the rule's over the training frames
+            (:func:`fit_prior_gain`), so that the residual is small where the rule's scale is not the data's.
+    """
+
+    kind = "phone_rule"
+
+    def __init__(self, face_std: np.ndarray, phone_slice: slice, phones: tuple[str, ...], fps: float = 30.0,
+                 sigma_s: float = COART_SIGMA_S, gain: np.ndarray | None = None):
+        self.std = np.asarray(face_std, np.float32)
+        self.phone_slice, self.phones, self.fps, self.sigma_s = phone_slice, tuple(phones), float(fps), float(sigma_s)
+        self.mouth = np.asarray(ARKIT_MOUTH)
+        self.gain = np.ones(len(self.mouth), np.float32) if gain is None else np.asarray(gain, np.float32)
+
+    def info(self) -> dict:
+        """JSON metadata stored in the checkpoint."""
+        return {"kind": self.kind, "sigma_s": self.sigma_s, "gain": [round(float(g), 5) for g in self.gain]}
+
+    def mouth_weights(self, cond: np.ndarray) -> np.ndarray:
+        """``cond [..., T, C]`` -> ``[..., T, 27]`` the rule's mouth weights (ARKit scale, before the gain)."""
+        face = phone_rule_from_posteriors(np.asarray(cond)[..., self.phone_slice], self.phones, self.fps, self.sigma_s)
+        return face[..., self.mouth]
+
+    def __call__(self, cond: np.ndarray) -> np.ndarray:
+        """``cond [..., T, C]`` model input -> ``[..., T, FACE_DIM]`` float32 prior (normalised units; zero
+        outside the mouth channels)."""
+        cond = np.asarray(cond)
+        out = np.zeros(cond.shape[:-1] + (len(self.std),), np.float32)
+        m = len(self.mouth)
+        out[..., :m] = self.mouth_weights(cond) * (self.gain / self.std[:m])
+        return out
+
+
+def fit_prior_gain(rules: list[np.ndarray], captures: list[np.ndarray], masks: list[np.ndarray],
+                   bounds: tuple[float, float] = (0.0, 1.0)) -> np.ndarray:
+    """Per-channel least-squares slope (with intercept) of captured mouth weights on the rule's, pooled over
+    clips: ``rules``/``captures`` ``[T_k, 27]``, ``masks`` ``[T_k, 27]`` bool (real frames); -> ``[27]``
+    float32 clipped to ``bounds`` (0 where the rule does not predict the capture; channels without frames 0)."""
+    x = np.concatenate(rules).astype(np.float64)
+    y = np.concatenate(captures).astype(np.float64)
+    m = np.concatenate(masks).astype(bool)
+    gain = np.zeros(x.shape[1], np.float32)
+    for c in range(x.shape[1]):
+        xc, yc = x[m[:, c], c], y[m[:, c], c]
+        if len(xc) > 10 and xc.std() > 1e-6:
+            gain[c] = np.clip(np.cov(xc, yc)[0, 1] / xc.var(ddof=1), *bounds)
+    return gain
+
+
+def av_offset_frames(audio: np.ndarray, capture: np.ndarray, max_lag: int = 10, fps: float = 30.0) -> tuple[int, float, float]:
+    """Audio-video offset of a tracked talking video, as SyncNet-style data preparation corrects it (Chung &
+    Zisserman, "Out of time: automated lip sync in the wild", 2016), but with a phone rule instead of a
+    learned sync network: the lag at which the phone-rule jaw (pocketsphinx all-phone decoding of ``audio``)
+    best correlates with the captured ``jawOpen``.
+
+    Args:
+        audio: ``[N]`` float32 16 kHz mono; capture: ``[T, 52]`` tracked ARKit weights at ``fps``.
+        max_lag: search range (frames).
+    Returns:
+        ``(lag, r_at_lag, r_at_0)``; ``lag > 0``: the video's mouth moves ``lag`` frames before the sound
+        (shift the capture later by ``lag`` frames to align it).
+    """
+    from .alignment import recognise_phones
+    T = len(capture)
+    rule = phone_rule_face(recognise_phones(audio), T, fps)[:, ARKIT_INDEX["jawOpen"]]
+    r0, best, lag = pearson_best_lag(rule, capture[:, ARKIT_INDEX["jawOpen"]], max_lag)
+    return int(lag), float(best), float(r0)

@@ -140,11 +140,20 @@ class MotionDenoiser(nn.Module):
             to the style embedding.
     Returns:
         :class:`DenoiserOutput` with the predicted clean motion ``x0``.
+
+    Attribute ``prior``: None, or a callable ``cond [B, T, cond_dim] -> [B, T, motion_dim]`` (numpy, normalised
+    units; e.g. :class:`motion.lipsync.PhoneRulePrior`, set by :func:`motion.checkpoint.load_models` from the
+    checkpoint's ``face_prior``): the denoiser then models ``x - prior(cond)`` and
+    :func:`motion.diffusion.sample` adds the prior back. Attribute ``mean_channels`` (int, default 0): the
+    first ``mean_channels`` channels of a sample are the first denoising step's x0 prediction (set from the
+    checkpoint's ``sampling``; :func:`motion.diffusion.sample`).
     """
 
     def __init__(self, config: DenoiserConfig):
         super().__init__()
         self.config = c = config
+        self.prior = None
+        self.mean_channels = 0
         d = c.d_model
         self.in_proj = nn.Linear(c.motion_dim, d)
         self.cond_enc = nn.Sequential(

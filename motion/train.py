@@ -29,7 +29,7 @@ from .clip import MotionClip
 from .conventions import ARKIT_MIRROR, ARKIT_MOUTH, BODY_STAGE_JOINTS, JOINT_MIRROR
 from .datasets import TrainingClip, data_root, load_beat2, load_facegood, load_neurosync, load_prepared
 from .diffusion import DiffusionConfig, diffusion_loss
-from .features import FEATURE_DIM, FEATURE_LAYOUT, SIL_INDEX, extract_features
+from .features import FEATURE_DIM, FEATURE_LAYOUT, PHONE_SLICE, PHONES, SIL_INDEX, extract_features
 from .inference import (FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, FACE_STEPS, MotionGenerator,
                         sample_windows, smooth_frames)
 from .model import DenoiserConfig, MotionDenoiser
@@ -37,8 +37,7 @@ from .representation import (BODY_DIM, FACE_DIM, FACE_MOUTH_DIM, body_vector, bo
                              face_vector, face_vector_mask)
 from .rotations import mirror_quat
 
-#: columns of the phone posteriors in the model input (the last block of FEATURE_LAYOUT)
-PHONE_SLICE = slice(FEATURE_DIM - dict(FEATURE_LAYOUT)["phones"], FEATURE_DIM)
+
 STYLES = ("facegood", "beat2", "neurosync", "video")
 LOADERS = {"facegood": load_facegood, "beat2": load_beat2, "neurosync": load_neurosync}
 
@@ -116,6 +115,16 @@ class TrainConfig:
     #: where the phone block of the training features comes from (motion.features.PHONE_SOURCES); stored in
     #: the checkpoint as the default phone source of inference when face_features is "running"
     phone_source: str = "pocketsphinx"
+    #: "phone_rule": the face stage denoises the residual over the phone-rule mouth read from the input's phone
+    #: block (motion.lipsync.PhoneRulePrior); the checkpoint then recognises phones by default (phone_source)
+    face_prior: str = "none"
+    #: datasets whose capture is shifted in time to its audio before training (motion.lipsync.av_offset_frames;
+    #: the Obama videos' mouths move 2-7 frames before their sound), within +-av_sync_max_frames
+    av_sync_datasets: list[str] = field(default_factory=list)
+    av_sync_max_frames: int = 10
+    #: sampling stored in the checkpoint: the mouth channels are the face stage's first-step x0 prediction
+    #: (its estimate of E[mouth | audio]; motion.diffusion.sample's mean_channels), head motion the full DDIM
+    face_mouth_from_first_step: bool = False
     # the body data's face condition sampled as inference samples the face (steps, guidance, rescale,
     # smoothing) instead of one-pass unguided DDIM at inference_steps
     body_cond_like_inference: bool = False
@@ -232,6 +241,8 @@ def make_items(clips: list[TrainingClip], cfg: TrainConfig, rng: np.random.Gener
     Clips without audio become unconditional items (``has_audio`` False)."""
     items = []
     for c in tqdm(clips, desc="audio features", disable=not progress):
+        if c.dataset in cfg.av_sync_datasets and c.audio is not None:
+            c = sync_capture(c, cfg.av_sync_max_frames)
         if c.dataset in cfg.rest_offset_datasets:
             c = remove_rest_offset(c)
         variants = [c] + [speed_perturb(c, f) for f in cfg.speed_factors if c.audio is not None]
@@ -254,6 +265,33 @@ def make_items(clips: list[TrainingClip], cfg: TrainConfig, rng: np.random.Gener
 
 
 REST_PERCENTILE = 5.0
+#: capture shifts applied by :func:`sync_capture` in this process (clip name -> (lag frames, r at lag, r at 0))
+AV_OFFSETS: dict[str, tuple[int, float, float]] = {}
+
+
+def shift_capture(c: TrainingClip, lag: int) -> TrainingClip:
+    """``c`` with its motion moved ``lag`` frames later against its audio (earlier when negative); the frames
+    left without capture repeat the edge frame and are marked invalid (``face_valid``/``joint_valid``)."""
+    if lag == 0:
+        return c
+    T = c.clip.num_frames
+    idx = np.clip(np.arange(T) - lag, 0, T - 1)
+    fv, jv = frame_masks(c)
+    fv, jv = fv[idx].copy(), jv[idx].copy()
+    gap = np.arange(T) < lag if lag > 0 else np.arange(T) >= T + lag
+    fv[gap], jv[gap] = False, False
+    clip = MotionClip(c.clip.fps, c.clip.face[idx], c.clip.rotations[idx],
+                      None if c.clip.translation is None else c.clip.translation[idx], dict(c.clip.meta))
+    return replace(c, clip=clip, face_valid=fv, joint_valid=jv)
+
+
+def sync_capture(c: TrainingClip, max_lag: int) -> TrainingClip:
+    """:func:`shift_capture` by the clip's audio-video offset (:func:`motion.lipsync.av_offset_frames`)."""
+    from .lipsync import av_offset_frames
+    T = min(c.clip.num_frames, int(len(c.audio) / 16000 * 30))
+    lag, r, r0 = av_offset_frames(c.audio[: int(round(T / 30 * 16000))], c.clip.face[:T], max_lag)
+    AV_OFFSETS[c.name] = (lag, round(r, 3), round(r0, 3))
+    return shift_capture(c, lag)
 
 
 def remove_rest_offset(c: TrainingClip) -> TrainingClip:
@@ -336,13 +374,15 @@ def _crop(a: np.ndarray, start: int, window: int) -> np.ndarray:
 
 
 def batch_fn(items: list[Item], cfg: TrainConfig, target: str, cond: str, mask: str, mean: np.ndarray,
-             std: np.ndarray, n_styles: int, rng: np.random.Generator):
+             std: np.ndarray, n_styles: int, rng: np.random.Generator, prior=None):
     """A function drawing one training batch ``(x0, cond, style, mask, cond_keep, style_ref)`` from
     ``items``: ``cfg.batch_size`` windows (one random length per batch when ``cfg.min_window``), the
     ``target``/``cond``/``mask`` attributes of each item cropped, the target normalised by ``mean``/``std``.
     Phone dropout, style-id dropout (id ``n_styles`` = none) and audio dropout (``cond_keep`` False; always
     for items without audio) as in ``cfg``. ``style_ref`` is None unless ``cfg.style_reference``: then
-    ``(ref [B, Lr, D], ref_mask, ref_keep [B])``, another crop of each sample's own item."""
+    ``(ref [B, Lr, D], ref_mask, ref_keep [B])``, another crop of each sample's own item. ``prior``: None or
+    a :class:`motion.lipsync.PhoneRulePrior`; the target is then the residual ``x_n - prior(cond)``, the prior
+    read from the condition after phone dropout (as sampling sees it)."""
     W, B = cfg.window, cfg.batch_size
     sampler = WindowSampler(items, W, rng, cfg.dataset_weights)
 
@@ -369,7 +409,10 @@ def batch_fn(items: list[Item], cfg: TrainConfig, target: str, cond: str, mask: 
             ref_mask = crop(mask, ref_draws, Lr)
             ref_keep = rng.random(B) >= cfg.ref_dropout
             style_ref = (torch.from_numpy(ref).float(), torch.from_numpy(ref_mask), torch.from_numpy(ref_keep))
-        return (torch.from_numpy((crop(target) - mean) / std).float(), torch.from_numpy(c),
+        x0 = (crop(target) - mean) / std
+        if prior is not None:
+            x0 = x0 - prior(c)
+        return (torch.from_numpy(x0).float(), torch.from_numpy(c),
                 torch.from_numpy(style).long(), torch.from_numpy(crop(mask)), torch.from_numpy(keep),
                 style_ref)
     return batch
@@ -473,7 +516,8 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
     t0 = time.time()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    # OMP_NUM_THREADS when set (a shared machine), else every core
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)))
     clips = load_clips(cfg)
     train_clips, held = split_holdout(clips, cfg)
     items = make_items(train_clips, cfg, rng, progress)
@@ -486,6 +530,11 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
     W = cfg.window
     n_styles = len(STYLES)
     log: list[dict] = []
+    if cfg.body_from and not cfg.face_from:
+        # the reused body stage reads the face stage's output in the units it was trained with
+        prev_body = load_models(cfg.body_from)
+        face_mean, face_std = prev_body.face_mean.numpy().copy(), prev_body.face_std.numpy().copy()
+        log.append({"stage": "face stage", "normalisation_from": str(cfg.body_from)})
 
     def dcfg(motion_dim, cond_dim):
         return DenoiserConfig(motion_dim, cond_dim, n_styles, cfg.d_model, cfg.num_layers, cfg.num_heads,
@@ -502,12 +551,25 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
         if cfg.face_init:
             face_model.load_state_dict(load_models(cfg.face_init).face.state_dict())
             log.append({"stage": "face stage", "initialised_from": str(cfg.face_init)})
-        face_batch = batch_fn(face_items, cfg, "face", "cond", "face_mask", face_mean, face_std, n_styles, rng)
+        if cfg.face_prior == "phone_rule":
+            from .lipsync import PhoneRulePrior, fit_prior_gain
+            rule = PhoneRulePrior(face_std, PHONE_SLICE, PHONES)
+            M = rule.mouth.size
+            audible = [it for it in face_items if it.has_audio]
+            rule.gain = fit_prior_gain([rule.mouth_weights(it.cond) for it in audible],
+                                       [it.face[:, :M] for it in audible], [it.face_mask[:, :M] for it in audible])
+            log.append({"stage": "face stage", "prior_gain": rule.info()["gain"]})
+            face_model.prior = rule
+        elif cfg.face_prior != "none":
+            raise ValueError(f"face_prior {cfg.face_prior!r}: use 'none' or 'phone_rule'")
+        face_batch = batch_fn(face_items, cfg, "face", "cond", "face_mask", face_mean, face_std, n_styles, rng,
+                              face_model.prior)
         face_loss = train_stage(face_model, face_batch, cfg.face_steps, cfg, "face stage", log, distributed)
 
+    face_model.mean_channels = FACE_MOUTH_DIM if cfg.face_mouth_from_first_step else 0
     # ---- body stage: condition on generated mouth + real head motion ----------------------------------
     features = {"face": cfg.face_features, "body": cfg.face_features,
-                "phones": cfg.phone_source if cfg.face_features == "running" else "none"}
+                "phones": cfg.phone_source if (cfg.face_features == "running" or face_model.prior is not None) else "none"}
     if cfg.body_from:
         prev = load_models(cfg.body_from)
         body_model, body_loss = prev.body, float(prev.info["training"]["body_final_loss"])
@@ -550,10 +612,13 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
         "version": cfg.version, "styles": list(STYLES), "feature_dim": FEATURE_DIM, "features": features,
         "window": W,
         "overlap": cfg.overlap,
+        **({"face_prior": face_model.prior.info()} if face_model.prior is not None else {}),
+        **({"sampling": {"face_mean_channels": FACE_MOUTH_DIM}} if cfg.face_mouth_from_first_step else {}),
         "training": {
             "config": asdict(cfg), "command": "chatanyone train " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["train"] else sys.argv[1:]),
             "wall_time_s": round(wall, 1), "face_final_loss": face_loss, "body_final_loss": body_loss,
             "train_clips": sorted({c.name for c in train_clips}), "held_out": sorted(c.name for c in held),
+            **({"av_offsets_frames": {k: v for k, v in AV_OFFSETS.items()}} if AV_OFFSETS else {}),
             "train_seconds": {ds: round(sum(c.clip.duration for c in train_clips if c.dataset == ds), 1)
                               for ds in sorted({c.dataset for c in train_clips})},
             "licences": licences,

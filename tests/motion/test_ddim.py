@@ -77,3 +77,38 @@ def test_whole_sampling_identical(kw):
     a = sample(m, DiffusionConfig().scheduler(), cond, style, 4, torch.Generator().manual_seed(3), known, mask, **kw)
     b = sample(m, reference(), cond, style, 4, torch.Generator().manual_seed(3), known, mask, **kw)
     assert torch.equal(a, b)
+
+
+def test_a_prior_is_removed_from_known_frames_and_added_to_the_sample():
+    """With ``model.prior`` the denoiser works on ``x - prior(cond)``: the same run without the prior, given
+    ``known - prior`` as its known frames, plus the prior."""
+    torch.manual_seed(0)
+    m = MotionDenoiser(DenoiserConfig(6, 5, num_styles=2, d_model=32, num_layers=2, num_heads=2,
+                                      dropout=0.0)).eval()
+    cond, style = torch.randn(2, 24, 5), torch.tensor([0, 1])
+    known = torch.full((2, 24, 6), 0.5)
+    mask = torch.zeros(2, 24, 6, dtype=torch.bool)
+    mask[:, :8] = True
+    p = torch.linspace(-1, 1, 24)[None, :, None].expand(2, 24, 6).contiguous()
+    m.prior = lambda c: p.numpy().copy()
+    with_prior = sample(m, DiffusionConfig().scheduler(), cond, style, 4, torch.Generator().manual_seed(3), known,
+                        mask, guidance_scale=2.0)
+    m.prior = None
+    without = sample(m, DiffusionConfig().scheduler(), cond, style, 4, torch.Generator().manual_seed(3), known - p,
+                     mask, guidance_scale=2.0)
+    torch.testing.assert_close(with_prior, without + p)
+    torch.testing.assert_close(with_prior[:, :8], known[:, :8])   # known frames come back as given
+
+
+def test_mean_channels_are_the_first_steps_prediction():
+    torch.manual_seed(0)
+    m = MotionDenoiser(DenoiserConfig(6, 5, num_styles=2, d_model=32, num_layers=2, num_heads=2,
+                                      dropout=0.0)).eval()
+    cond, style = torch.randn(2, 24, 5), torch.tensor([0, 1])
+    one = sample(m, DiffusionConfig().scheduler(), cond, style, 1, torch.Generator().manual_seed(3), guidance_scale=2.0)
+    full = sample(m, DiffusionConfig().scheduler(), cond, style, 4, torch.Generator().manual_seed(3), guidance_scale=2.0)
+    m.mean_channels = 2
+    mixed = sample(m, DiffusionConfig().scheduler(), cond, style, 4, torch.Generator().manual_seed(3), guidance_scale=2.0)
+    torch.testing.assert_close(mixed[..., :2], one[..., :2])
+    torch.testing.assert_close(mixed[..., 2:], full[..., 2:])
+    assert not torch.allclose(one[..., :2], full[..., :2])

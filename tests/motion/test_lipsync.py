@@ -110,3 +110,62 @@ def test_phone_rule_closes_at_a_forced_aligned_m_in_real_speech():
     face = phone_rule_face(ph, T)
     assert [p.phone for p in ph if p.phone in BILABIAL] == ["P", "B"]
     assert closures(face, ph, BILABIAL) == [True, True]
+
+
+def _posteriors(phones, T, fps=30.0):
+    """Frame posteriors as motion.features builds them: the fraction of each frame's window per phone."""
+    from motion.features import PHONES
+    idx = {p: i for i, p in enumerate(PHONES)}
+    n100 = int(np.ceil(T / fps * 100)) + 1
+    lab = np.zeros(n100, int)
+    for p in phones:
+        lab[int(round(p.start_s * 100)):int(round(p.end_s * 100))] = idx[p.phone]
+    one = np.eye(len(PHONES))[lab]
+    post = np.stack([one[int(i / fps * 100):max(int(i / fps * 100) + 1, int((i + 1) / fps * 100))].mean(0)
+                     for i in range(T)])
+    return post / post.sum(1, keepdims=True)
+
+
+def test_phone_rule_from_posteriors_matches_the_interval_rule():
+    from motion.features import PHONES
+    from motion.lipsync import phone_rule_from_posteriors
+    ph = [PhoneInterval("SIL", 0.0, 0.2), PhoneInterval("M", 0.2, 0.28), PhoneInterval("AA", 0.28, 0.5),
+          PhoneInterval("M", 0.5, 0.6), PhoneInterval("UW", 0.6, 0.8), PhoneInterval("SIL", 0.8, 1.2)]
+    T = 36
+    post = _posteriors(ph, T)
+    a, b = phone_rule_face(ph, T), phone_rule_from_posteriors(post, PHONES)
+    assert b.shape == (T, 52) and b.dtype == np.float32
+    for ch in ("jawOpen", "mouthPucker", "mouthPressLeft"):
+        assert np.corrcoef(a[:, I[ch]], b[:, I[ch]])[0, 1] > 0.9, ch
+    assert closures(b, ph, BILABIAL) == [True, True]
+    # batched input gives the same frames
+    np.testing.assert_allclose(phone_rule_from_posteriors(np.stack([post, post]), PHONES)[1], b, atol=1e-6)
+
+
+def test_prior_gain_is_the_least_squares_slope_clipped():
+    from motion.lipsync import fit_prior_gain
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (500, 27))
+    y = 0.4 * x + 0.1 + rng.normal(0, 0.01, x.shape)
+    y[:, 1] = -0.5 * x[:, 1]                 # anti-correlated -> 0
+    y[:, 2] = 3.0 * x[:, 2]                  # steeper than the bound -> 1
+    m = np.ones_like(x, bool)
+    m[:, 3] = False                          # never real -> 0
+    g = fit_prior_gain([x[:250], x[250:]], [y[:250], y[250:]], [m[:250], m[250:]])
+    assert g.shape == (27,) and g.dtype == np.float32
+    np.testing.assert_allclose(g[[0, 4, 26]], 0.4, atol=0.01)
+    assert g[1] == 0.0 and g[2] == 1.0 and g[3] == 0.0
+
+
+@pytest.mark.skipif(not (DATA / "facegood").is_dir(), reason=f"FACEGOOD capture not available ({DATA} absent: no ../shared)")
+def test_av_offset_recovers_a_shift_of_real_capture():
+    from motion.datasets import load_facegood
+    from motion.lipsync import av_offset_frames
+    c = [c for c in load_facegood() if c.name == "facegood/1114_2_01"][0]
+    T = 600
+    audio, face = c.audio[: T * 16000 // 30], c.clip.face[:T]
+    lag0, r0, _ = av_offset_frames(audio, face)
+    # the capture moved 4 frames earlier than its sound (a video whose mouth leads its audio)
+    lead = np.concatenate([face[4:], np.repeat(face[-1:], 4, 0)])
+    lag, r, r_at_0 = av_offset_frames(audio, lead)
+    assert abs(lag - (lag0 + 4)) <= 1 and r > r_at_0 + 0.1 and r > 0.5

@@ -44,7 +44,9 @@ def test_window_sampler_draws_the_requested_length():
     s = WindowSampler(items, 120, np.random.default_rng(0))
     starts = [s.draw(40)[1] for _ in range(200)]
     assert min(starts) >= 0 and max(starts) <= T - 40 and max(starts) > 120 - 40
-    assert TrainConfig().phone_dropout == 0.0 and TrainConfig.from_toml(REPO / "configs" / "default.toml").phone_dropout == 0.5
+    # the shipped config's phone-rule prior reads the phones, so none are dropped
+    shipped = TrainConfig.from_toml(REPO / "configs" / "default.toml")
+    assert TrainConfig().phone_dropout == 0.0 and shipped.phone_dropout == 0.0 and shipped.face_prior == "phone_rule"
 
 
 def _item(name, dataset, value, T=150, has_audio=True, style=0):
@@ -173,3 +175,41 @@ def test_rest_offset_moves_the_resting_mouth_to_zero():
     np.testing.assert_allclose(np.ptp(out[:, jaw]), 0.3, atol=1e-5)
     assert (out[:, list(ARKIT_MOUTH)] >= 0).all()
     np.testing.assert_array_equal(out[:, ARKIT_INDEX["eyeBlinkLeft"]], clip.face[:, ARKIT_INDEX["eyeBlinkLeft"]])
+
+
+def test_shift_capture_moves_motion_against_audio_and_marks_the_gap():
+    from motion.datasets import TrainingClip
+    from motion.train import shift_capture
+    clip = _clip(T=30)
+    tc = TrainingClip("prepared/x", "video", np.zeros(16000, np.float32), clip, np.ones(52, bool),
+                      np.ones(55, bool), "PD")
+    later = shift_capture(tc, 3)
+    np.testing.assert_array_equal(later.clip.face[3:], clip.face[:-3])
+    np.testing.assert_array_equal(later.clip.rotations[5], clip.rotations[2])
+    assert not later.face_valid[:3].any() and later.face_valid[3:].all() and not later.joint_valid[:3].any()
+    earlier = shift_capture(tc, -2)
+    np.testing.assert_array_equal(earlier.clip.face[:-2], clip.face[2:])
+    assert not earlier.face_valid[-2:].any() and earlier.face_valid[:-2].all()
+    assert shift_capture(tc, 0) is tc
+
+
+def test_phone_rule_prior_batches_are_residuals_over_the_rule():
+    from motion.lipsync import PhoneRulePrior
+    from motion.train import batch_fn
+    from motion.features import PHONES
+    from motion.representation import FACE_DIM, FACE_MOUTH_DIM
+    T = 150
+    cond = np.zeros((T, FEATURE_DIM), np.float32)
+    cond[:, PHONE_SLICE.start + PHONES.index("AA")] = 1.0     # an open vowel throughout: jaw prior 0.5
+    face = np.full((T, FACE_DIM), 0.5, np.float32)
+    it = Item("a", "facegood", 0, cond, face, np.zeros((T, 6), np.float32), np.ones((T, FACE_DIM), bool),
+              np.ones((T, 6), bool))
+    std = np.full(FACE_DIM, 0.25, np.float32)
+    prior = PhoneRulePrior(std, PHONE_SLICE, PHONES)
+    cfg = replace(TrainConfig(), batch_size=4, window=40, min_window=0, phone_dropout=0.0, style_reference=False)
+    x0 = batch_fn([it], cfg, "face", "cond", "face_mask", np.zeros(FACE_DIM, np.float32), std, 2,
+                  np.random.default_rng(0), prior)()[0].numpy()
+    jaw = list(__import__("motion.conventions", fromlist=["ARKIT_MOUTH"]).ARKIT_MOUTH).index(ARKIT_INDEX["jawOpen"])
+    # away from the window edges the jaw residual is (0.5 - 0.5) / 0.25 = 0; a channel the rule leaves at 0 keeps 0.5/0.25
+    np.testing.assert_allclose(x0[:, 5:-5, jaw], 0.0, atol=1e-5)
+    np.testing.assert_allclose(x0[:, :, FACE_MOUTH_DIM:], 2.0, atol=1e-6)
