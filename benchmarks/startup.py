@@ -64,12 +64,12 @@ def make_audio(seconds: float, folder: Path) -> Path:
     return path
 
 
-def wall(cmd: list[str], env: dict) -> tuple[float, float]:
+def wall(cmd: list[str], env: dict, cwd: Path = REPO) -> tuple[float, float]:
     """``(wall seconds, CPU seconds user + system)`` of one run of ``cmd`` (the CPU time barely moves with
     the machine's load; the wall time is what the user waits)."""
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
-    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=REPO)
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=cwd)
     t = time.perf_counter() - t
     r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     return t, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
@@ -103,22 +103,23 @@ def main() -> int:
             audio = make_audio(s, tmp)
             ours[f"chatanyone animate ({s:g} s audio)"] = [
                 "animate", str(audio), "-o", str(tmp / "out"), "-q", "--formats", a.formats]
-        rows: dict[str, tuple[list[str], dict]] = {
-            "python -c pass": ([str(exe), "-c", "pass"], env),
-            "python -c 'import torch'": ([str(exe), "-c", "import torch"], env)}
+        rows: dict[str, tuple[list[str], dict, Path]] = {
+            "python -c pass": ([str(exe), "-c", "pass"], env, REPO),
+            "python -c 'import torch'": ([str(exe), "-c", "import torch"], env, REPO)}
         for name, args in ours.items():
-            rows[name] = ([str(exe)] + args if args[0] == "-c" else cli_cmd + args), env
-            if a.baseline:
+            rows[name] = ([str(exe)] + args if args[0] == "-c" else cli_cmd + args), env, REPO
+            if a.baseline:   # run from the baseline folder: `-c`/`-m` put the working folder first on sys.path
+                base = Path(a.baseline).resolve()
                 benv = dict(env, PYTHONPATH=os.pathsep.join(
-                    [str(Path(a.baseline).resolve())] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])))
+                    [str(base)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])))
                 rows[name + " [baseline]"] = ([str(exe)] + (args if args[0] == "-c" else ["-m", "chatanyone.cli"] + args),
-                                              benv)
+                                              benv, base)
         times: dict[str, list[tuple[float, float]]] = {k: [] for k in rows}
         print(f"load average (1/5/15 min) at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on "
               f"{os.cpu_count()} CPUs")
         for _ in range(a.repeats):
-            for name, (cmd, row_env) in rows.items():
-                times[name].append(wall(cmd, row_env))
+            for name, (cmd, row_env, cwd) in rows.items():
+                times[name].append(wall(cmd, row_env, cwd))
         print(f"whole-process times, {a.repeats} fresh processes per row (OMP_NUM_THREADS={env['OMP_NUM_THREADS']})")
         print(f"{'command':53s} {'wall median s':>13s} {'min s':>6s} {'max s':>6s} {'CPU median s':>12s}")
         for name, ts in times.items():
