@@ -89,7 +89,7 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
         module = command_module(name)
         own = getattr(module, "OWN_PARSER", False)
         sp = sub.add_parser(name, help=help_text, add_help=not own,
-                            description=getattr(module, "DESCRIPTION", None))
+                            description=getattr(module, "DESCRIPTION", None) or help_text)
         module.add_arguments(sp)
         sp.set_defaults(run=module.run)
     return p
