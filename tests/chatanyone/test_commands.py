@@ -57,3 +57,22 @@ def test_evaluate_gets_every_word_after_its_name(monkeypatch):
     monkeypatch.setattr(evaluate, "main", lambda argv: seen.append(argv) or 0)
     assert cli.main(["evaluate", "--seed", "7", "--lipsync-only", "--out", "x"]) == 0
     assert seen == [["--seed", "7", "--lipsync-only", "--out", "x"]]
+
+
+def test_console_script_exit_keeps_output_and_codes(tmp_path):
+    """``console_main`` ends ``export``/``animate`` with ``os._exit``: what they printed (to a pipe) and wrote
+    is complete, and the exit codes are main's (0; 2 with one error line)."""
+    from tests.bridge.helpers import synthetic_clip
+    clip = synthetic_clip(30).save(tmp_path / "clip.npz")
+
+    def console(*args):
+        code = f"import sys; sys.argv = ['chatanyone', *{list(args)!r}]; from chatanyone.cli import console_main; console_main()"
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+
+    r = console("export", str(clip), "-f", "bvh,csv", "-o", str(tmp_path / "out"))
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["clip.bvh", "clip.csv"]
+    assert r.stdout.count("wrote") == 2 and r.stdout.endswith("\n")
+    assert (tmp_path / "out" / "clip.bvh").read_text().rstrip().splitlines()[-1].strip()   # complete file
+    r = console("animate", str(tmp_path / "missing.wav"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("chatanyone: error:")
