@@ -218,6 +218,7 @@ def _quat_close(a, b, tol=1e-6) -> bool:
     return bool(np.allclose(a, b, atol=tol) or np.allclose(a, -b, atol=tol))
 
 
+@pytest.mark.slow
 def test_viewer_in_headless_chromium(tmp_path):
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")

@@ -23,6 +23,9 @@ from tests.bridge.test_viewer import ARTIFACTS, CHROMIUM, JS, ServeProcess, make
 WIDTH, HEIGHT = 1280, 720
 
 
+pytestmark = pytest.mark.slow   # one headless Chromium session for the module (~20 s)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     if not Path(CHROMIUM).exists():

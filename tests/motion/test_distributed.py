@@ -82,6 +82,7 @@ out_dir = "{tmp_path / 'out'}"
     return cfg
 
 
+@pytest.mark.slow
 @needs_data
 def test_two_gloo_ranks_keep_identical_weights_and_write_one_checkpoint(tmp_path):
     from motion.checkpoint import load_models
@@ -129,6 +130,7 @@ def _shard_rank(out_dir: str) -> None:
     ctx.close()
 
 
+@pytest.mark.slow
 def test_ranks_split_the_global_batch_into_disjoint_rows(tmp_path):
     from motion.distributed import launch
 

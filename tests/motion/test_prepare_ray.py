@@ -38,6 +38,7 @@ def _without_timings(x):
     return x
 
 
+@pytest.mark.slow
 @needs_ray
 @needs_video
 def test_ray_matches_local_and_skips_a_failed_clip(tmp_path):
