@@ -15,6 +15,11 @@ from .fileio import atomic_output
 from .inference import BODY_GUIDANCE, BODY_STEPS, FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_STEPS
 
 
+def _mouth_gains(gain: list[float]) -> list[tuple[str, float]]:
+    from .conventions import ARKIT_MOUTH, ARKIT_NAMES
+    return [(ARKIT_NAMES[c], float(g)) for c, g in zip(ARKIT_MOUTH, gain)]
+
+
 def render(checkpoint: str, report: str) -> str:
     m = load_models(checkpoint)
     info = m.info
@@ -73,6 +78,26 @@ def render(checkpoint: str, report: str) -> str:
            "each body channel is scaled about its generated mean by std(capture) / std(generated), clipped to "
            f"{tr['body_gain']['gain_range']} (median gain {tr['body_gain']['gain_median']:.2f}). The body table "
            "has the model without it as a row.", ""] if tr.get("body_gain") else []),
+        *([f"Face stage: fine-tuned from `{cfg['face_init']}` (same architecture). It denoises the residual over a "
+           "phone-rule mouth (`motion.lipsync.PhoneRulePrior`: the pocketsphinx all-phone posteriors of the input "
+           "-> Oculus/MPEG-4 visemes -> ARKit weights with a Cohen-Massaro dominance blend of "
+           f"{info['face_prior'].get('sigma_s', 0.03) * 1000:.0f} ms), scaled per channel by the least-squares "
+           "slope of the training capture on the rule (" + ", ".join(
+               f"{n} {g:.2f}" for n, g in _mouth_gains(info['face_prior'].get('gain', [])) if g > 0) + "); "
+           "sampling adds the rule back. Phones are recognised by default, offline (per minute of audio) and "
+           "streaming (per window).", ""] if info.get("face_prior") else []),
+        *(["The mouth channels are the face stage's first denoising step's x0 prediction (its estimate of "
+           "E[mouth | audio]: on the held-out speakers it followed the captured mouths more closely than the "
+           "end of the stochastic trajectory); head motion keeps the full DDIM sampling.", ""]
+          if info.get("sampling", {}).get("face_mean_channels") else []),
+        *([f"Audio-video sync: each tracked video's capture was shifted onto its audio by the lag (within "
+           f"+-{cfg.get('av_sync_max_frames', 10)} frames) at which the phone-rule jaw best matches the tracked jaw "
+           "(`motion.lipsync.av_offset_frames`): " + ", ".join(
+               f"{k.split('/')[-1][:24]} {v[0]:+d}" for k, v in tr['av_offsets_frames'].items()) + " frames "
+           "(positive: the video's mouth moved before its sound).", ""] if tr.get("av_offsets_frames") else []),
+        *([f"Body stage: reused from `{tr['body_from']['checkpoint']}` (version {tr['body_from'].get('version')}, "
+           f"{tr['body_from'].get('body_steps')} steps), with its variance compensation.", ""]
+          if tr.get("body_from") else []),
         f"Wall time on the 2-core CPU training machine: {tr['wall_time_s'] / 60:.1f} min "
         f"({cfg['face_steps']} face + {cfg['body_steps']} body steps, batch {cfg['batch_size']}). "
         f"Final training loss (EMA, normalised units): face {tr['face_final_loss']:.4f}, body "

@@ -150,11 +150,12 @@ def test_train_with_a_bad_config_is_a_one_line_error(tmp_path, capsys):
 def test_style_presets_are_the_trained_ones(tmp_path, capsys):
     from motion.inference import MotionGenerator
     gen = MotionGenerator()
-    assert gen.face_styles == ["facegood", "beat2"] and gen.body_styles == ["beat2"]
+    # 0.5.0's face stage also trained on the tracked talking videos ("video"); its body stage (0.4.0's) on BEAT2
+    assert gen.face_styles == ["facegood", "beat2", "video"] and gen.body_styles == ["beat2"]
     none = gen.models.face.config.num_styles
     assert gen.style_id("facegood", "body") == none and gen.style_id("beat2", "body") == 1
     assert main(["animate", str(SAMPLE), "-o", str(tmp_path), "-q", "--style", "neurosync"]) == 2
-    assert "choose one of ['facegood', 'beat2']" in capsys.readouterr().err
+    assert "choose one of ['facegood', 'beat2', 'video']" in capsys.readouterr().err
     assert main(["animate", str(SAMPLE), "-o", str(tmp_path), "-q", "--formats", "npz", "--style", "facegood"]) == 0
     assert MotionClip.load(tmp_path / "cmu_arctic_a0007.npz").meta["style"] == "facegood"
 
