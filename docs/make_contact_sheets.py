@@ -4,8 +4,10 @@
 
 * ``docs/head_arkit52.jpg``: the neutral face and each of the 52 ARKit morph targets at weight 1 (the GLB
   exporter's avatar, ``exporters.glb.write`` of a one-frame rest clip, every other weight 0).
-* ``docs/head_speech.jpg``: four frames of ``chatanyone animate chatanyone/samples/cmu_arctic_a0007.wav``
-  ("Gad, your letter came just in time."): the two vowel frames (pocketsphinx forced alignment,
+* ``docs/head_speech.jpg``: four frames of ``chatanyone animate chatanyone/samples/cmu_arctic_a0007.wav
+  --transcript "gad your letter came just in time"`` (with the text, as a user who has it would run it: the
+  audio-only all-phone decoding of this clip misses the /m/ of "came" and "time", and there the lips stay
+  8-14 mm apart): the two vowel frames (pocketsphinx forced alignment,
   :func:`motion.alignment.force_align`) with the widest inner-lip gap and the frame of each /m/ with the
   smallest; each tile is labelled with the phone, the time, ``jawOpen``, ``mouthClose`` and the inner-lip
   gap in mm (the head's landmarks 62/66 displaced by the frame's 52 weights). The avatar shows what the
@@ -79,23 +81,26 @@ def main() -> int:
     ap.add_argument("--size", type=int, default=192, help="tile size in pixels")
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "contact_sheets")
     ap.add_argument("--shapes-only", action="store_true", help="only the 52-shape sheet")
+    ap.add_argument("--speech-only", action="store_true", help="only the speech sheet (after a new checkpoint)")
     args = ap.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
 
     # 1. the 52 shapes and the neutral face
-    rest = glb.write(MotionClip.rest(1, 30.0), work / "rest.glb")
-    blender([str(rest), str(work / "shapes"), "--shapes", "--size", str(2 * args.size)], args.blender)
-    tiles = [(work / "shapes" / "neutral.png", "neutral")] + [(work / "shapes" / f"{n}.png", n) for n in ARKIT_NAMES]
-    tiles.append((work / "shapes" / "jawOpen+mouthClose.png", "jawOpen+mouthClose"))
-    sheet(tiles, 9, args.size, REPO / "docs" / "head_arkit52.jpg")
-    if "--shapes-only" in sys.argv:
+    if not args.speech_only:
+        rest = glb.write(MotionClip.rest(1, 30.0), work / "rest.glb")
+        blender([str(rest), str(work / "shapes"), "--shapes", "--size", str(2 * args.size)], args.blender)
+        tiles = [(work / "shapes" / "neutral.png", "neutral")] + [(work / "shapes" / f"{n}.png", n) for n in ARKIT_NAMES]
+        tiles.append((work / "shapes" / "jawOpen+mouthClose.png", "jawOpen+mouthClose"))
+        sheet(tiles, 9, args.size, REPO / "docs" / "head_arkit52.jpg")
+    if args.shapes_only:
         return 0
 
     # 2. the sample speech: vowels open, /m/ closed
     out = work / "speech"
     out.mkdir(exist_ok=True)
-    subprocess.run(["chatanyone", "animate", str(SAMPLE), "-o", str(out), "--formats", "npz,glb", "-q"], check=True)
+    subprocess.run(["chatanyone", "animate", str(SAMPLE), "-o", str(out), "--formats", "npz,glb", "-q",
+                    "--transcript", TRANSCRIPT], check=True)
     clip = MotionClip.load(next(Path(p) for p in glob.glob(str(out / "*.npz"))))
     speech_glb = next(Path(p) for p in glob.glob(str(out / "*.glb")))
     samples, sr = sf.read(SAMPLE, dtype="float32")

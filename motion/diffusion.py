@@ -159,4 +159,12 @@ def sample(model: MotionDenoiser, scheduler: DDIM, cond: torch.Tensor, style: to
             x = scheduler.step(x0, t, x, generator=generator).prev_sample
     if first is not None:
         x0 = torch.cat([first, x0[..., k_mean:]], dim=-1)
-    return x0 if prior is None else x0 + prior
+    if prior is None:
+        return x0
+    x0 = x0 + prior
+    pr = model.prior
+    if getattr(pr, "face_mean", None) is not None and hasattr(pr, "seal"):   # lip seal at /p b m/
+        x0 = torch.from_numpy(pr.seal(x0.numpy(), cond.detach().cpu().numpy(), pr.face_mean)).to(x0.dtype)
+        if known is not None:   # known frames stay exactly as given
+            x0 = torch.where(known_mask, known + prior, x0)
+    return x0

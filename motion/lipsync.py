@@ -389,6 +389,22 @@ def phone_rule_from_posteriors(posteriors: np.ndarray, phones: tuple[str, ...], 
     return np.clip(num / np.maximum(den, 1e-9), 0.0, 1.0).astype(np.float32)
 
 
+def bilabial_share(posteriors: np.ndarray, phones: tuple[str, ...], fps: float = 30.0,
+                   sigma_s: float = COART_SIGMA_S) -> np.ndarray:
+    """The share of the lip-closing viseme (PP: /p b m/) in :func:`phone_rule_from_posteriors`'s dominance
+    blend, ``[..., T]`` float32 in [0, 1]: 1 inside a /p b m/ (its dominance holds the lips shut against the
+    neighbouring vowels), falling to 0 within about ``3 * sigma_s`` around it."""
+    from scipy.ndimage import convolve1d
+    _, dom = viseme_table(phones)
+    pp = np.array([PHONE_TO_VISEME.get(p.upper(), "sil") == "PP" for p in phones])
+    w = np.asarray(posteriors, np.float64) * dom
+    half = max(1, int(np.ceil(3 * sigma_s * fps)))
+    k = np.exp(-0.5 * (np.arange(-half, half + 1) / (sigma_s * fps)) ** 2)
+    num = convolve1d(w[..., pp].sum(-1), k, axis=-1, mode="constant")
+    den = convolve1d(w.sum(-1), k, axis=-1, mode="constant")
+    return np.clip(num / np.maximum(den, 1e-9), 0.0, 1.0).astype(np.float32)
+
+
 class PhoneRulePrior:
     """The face stage's articulation prior: the phone-rule mouth (:func:`phone_rule_from_posteriors`) read
     from the model input's phone block, in the face stage's normalised units.
@@ -414,8 +430,10 @@ class PhoneRulePrior:
     kind = "phone_rule"
 
     def __init__(self, face_std: np.ndarray, phone_slice: slice, phones: tuple[str, ...], fps: float = 30.0,
-                 sigma_s: float = COART_SIGMA_S, gain: np.ndarray | None = None):
+                 sigma_s: float = COART_SIGMA_S, gain: np.ndarray | None = None, face_mean: np.ndarray | None = None):
         self.std = np.asarray(face_std, np.float32)
+        #: None, or ``[FACE_DIM]`` the stage's mean: then :func:`motion.diffusion.sample` applies :meth:`seal`
+        self.face_mean = None if face_mean is None else np.asarray(face_mean, np.float32)
         self.phone_slice, self.phones, self.fps, self.sigma_s = phone_slice, tuple(phones), float(fps), float(sigma_s)
         self.mouth = np.asarray(ARKIT_MOUTH)
         self.gain = np.ones(len(self.mouth), np.float32) if gain is None else np.asarray(gain, np.float32)
@@ -428,6 +446,28 @@ class PhoneRulePrior:
         """``cond [..., T, C]`` -> ``[..., T, 27]`` the rule's mouth weights (ARKit scale, before the gain)."""
         face = phone_rule_from_posteriors(np.asarray(cond)[..., self.phone_slice], self.phones, self.fps, self.sigma_s)
         return face[..., self.mouth]
+
+    def seal(self, x_n: np.ndarray, cond: np.ndarray, face_mean: np.ndarray) -> np.ndarray:
+        """Lip seal at /p b m/: where the phones call for closed lips (:func:`bilabial_share` ``s``), the
+        sampled face ``x_n [..., T, FACE_DIM]`` (normalised by ``face_mean`` and this prior's std) is moved
+        towards sealed lips: ``mouthClose`` up to ``s * jawOpen`` (ARKit's mouthClose brings the lips
+        together against the open jaw, so equal weights leave no gap) and the lip raisers
+        (``mouthLowerDown``, ``mouthUpperUp``) scaled by ``1 - s``. The diffusion learns from captures whose
+        closures are weak (FACEGOOD never animates mouthClose; MediaPipe under-reads it), so a sampled /m/ kept
+        the lips 8-14 mm apart on the sample speech; the rule's closure is a constraint, as in JALI
+        (Edwards et al. 2016). Returns a new array."""
+        s = bilabial_share(np.asarray(cond)[..., self.phone_slice], self.phones, self.fps, self.sigma_s)[..., None]
+        m = len(self.mouth)
+        mean, std = np.asarray(face_mean, np.float32)[:m], self.std[:m]
+        raw = np.asarray(x_n, np.float32)[..., :m] * std + mean
+        col = {ARKIT_NAMES[c]: i for i, c in enumerate(self.mouth)}
+        jaw, close = col["jawOpen"], col["mouthClose"]
+        raw[..., close] = np.maximum(raw[..., close], (s[..., 0] * np.clip(raw[..., jaw], 0, 1)))
+        for name in ("mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight"):
+            raw[..., col[name]] *= 1.0 - s[..., 0]
+        out = np.array(x_n, np.float32, copy=True)
+        out[..., :m] = (raw - mean) / std
+        return out
 
     def __call__(self, cond: np.ndarray) -> np.ndarray:
         """``cond [..., T, C]`` model input -> ``[..., T, FACE_DIM]`` float32 prior (normalised units; zero
