@@ -169,3 +169,26 @@ def test_av_offset_recovers_a_shift_of_real_capture():
     lead = np.concatenate([face[4:], np.repeat(face[-1:], 4, 0)])
     lag, r, r_at_0 = av_offset_frames(audio, lead)
     assert abs(lag - (lag0 + 4)) <= 1 and r > r_at_0 + 0.1 and r > 0.5
+
+
+def test_lip_seal_closes_the_lips_at_m_and_leaves_vowels_alone():
+    from motion.conventions import ARKIT_MOUTH
+    from motion.features import PHONE_SLICE, PHONES, FEATURE_DIM
+    from motion.lipsync import PhoneRulePrior, bilabial_share
+    from motion.representation import FACE_DIM
+    T = 30
+    cond = np.zeros((T, FEATURE_DIM), np.float32)
+    cond[:, PHONE_SLICE.start + PHONES.index("AA")] = 1.0
+    cond[10:16, PHONE_SLICE] = 0.0
+    cond[10:16, PHONE_SLICE.start + PHONES.index("M")] = 1.0      # a 200 ms /m/ inside an /aa/
+    share = bilabial_share(cond[:, PHONE_SLICE], PHONES)
+    assert share[12] > 0.95 and share[0] < 0.01 and share[25] < 0.01
+    mean, std = np.zeros(FACE_DIM, np.float32), np.full(FACE_DIM, 0.5, np.float32)
+    prior = PhoneRulePrior(std, PHONE_SLICE, PHONES, face_mean=mean)
+    col = {n: list(ARKIT_MOUTH).index(I[n]) for n in ("jawOpen", "mouthClose", "mouthLowerDownLeft")}
+    raw = np.zeros((T, FACE_DIM), np.float32)
+    raw[:, col["jawOpen"]], raw[:, col["mouthLowerDownLeft"]] = 0.3, 0.2
+    out = prior.seal(raw / std, cond, mean) * std
+    assert out[12, col["mouthClose"]] == pytest.approx(0.3 * share[12], abs=1e-5)
+    assert out[12, col["mouthLowerDownLeft"]] < 0.01 and out[12, col["jawOpen"]] == pytest.approx(0.3)
+    np.testing.assert_allclose(out[0], raw[0], atol=1e-6)                        # the vowel is untouched
