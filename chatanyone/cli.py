@@ -115,6 +115,18 @@ def check_options(a: argparse.Namespace) -> None:
             o.check_float("--" + dest.replace("_", "-"), getattr(a, dest), bounds)
 
 
+def _real_stderr_usable(enabled: bool, posix_only: bool = False) -> bool:
+    """Whether fd 2 may be redirected: ``enabled``, ``CHATANYONE_NATIVE_STDERR`` unset, ``sys.stderr`` is the
+    process's real stderr on fd 2 (not under pytest's capture or another redirect), and POSIX if asked."""
+    real = sys.__stderr__
+    try:
+        return bool(enabled and (os.name == "posix" or not posix_only)
+                    and not os.environ.get("CHATANYONE_NATIVE_STDERR")
+                    and real is not None and sys.stderr is real and real.fileno() == 2)
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 @contextlib.contextmanager
 def quiet_native_stderr(enabled: bool = True):
     """Drop what native libraries write straight to file descriptor 2 (MediaPipe's absl/TFLite lines,
@@ -128,12 +140,7 @@ def quiet_native_stderr(enabled: bool = True):
     silenced fd 2, so commands that may start workers (``prepare``, ``train``) run without it.
     """
     real = sys.__stderr__
-    try:
-        usable = (enabled and not os.environ.get("CHATANYONE_NATIVE_STDERR") and real is not None
-                  and sys.stderr is real and real.fileno() == 2)
-    except (AttributeError, OSError, ValueError):
-        usable = False
-    if not usable:
+    if not _real_stderr_usable(enabled):
         yield
         return
     real.flush()
@@ -224,12 +231,7 @@ def filter_native_stderr(enabled: bool = True):
     redirect) and ``CHATANYONE_NATIVE_STDERR`` is unset; ``-v``/``--verbose`` turns it off per run.
     """
     real = sys.__stderr__
-    try:
-        usable = (enabled and os.name == "posix" and not os.environ.get("CHATANYONE_NATIVE_STDERR")
-                  and real is not None and sys.stderr is real and real.fileno() == 2)
-    except (AttributeError, OSError, ValueError):
-        usable = False
-    if not usable:
+    if not _real_stderr_usable(enabled, posix_only=True):
         yield
         return
     real.flush()

@@ -64,9 +64,8 @@ def test_rescale_identical():
         assert torch.equal(rescale_noise_cfg(a, b, r), ref_rescale(a, b, r))
 
 
-@pytest.mark.parametrize("kw", [{}, {"guidance_scale": 2.0, "guidance_rescale": 0.7},
-                                {"guidance_scale": 1.5, "style_guidance": 2.0, "null_style": 2, "eta": 0.5}])
-def test_whole_sampling_identical(kw):
+def _tiny_setup():
+    """A small random denoiser, a condition, styles, and known first 8 frames (value 0.5)."""
     torch.manual_seed(0)
     m = MotionDenoiser(DenoiserConfig(6, 5, num_styles=2, d_model=32, num_layers=2, num_heads=2,
                                       dropout=0.0)).eval()
@@ -74,6 +73,13 @@ def test_whole_sampling_identical(kw):
     known = torch.full((2, 24, 6), 0.5)
     mask = torch.zeros(2, 24, 6, dtype=torch.bool)
     mask[:, :8] = True
+    return m, cond, style, known, mask
+
+
+@pytest.mark.parametrize("kw", [{}, {"guidance_scale": 2.0, "guidance_rescale": 0.7},
+                                {"guidance_scale": 1.5, "style_guidance": 2.0, "null_style": 2, "eta": 0.5}])
+def test_whole_sampling_identical(kw):
+    m, cond, style, known, mask = _tiny_setup()
     a = sample(m, DiffusionConfig().scheduler(), cond, style, 4, torch.Generator().manual_seed(3), known, mask, **kw)
     b = sample(m, reference(), cond, style, 4, torch.Generator().manual_seed(3), known, mask, **kw)
     assert torch.equal(a, b)
@@ -82,13 +88,7 @@ def test_whole_sampling_identical(kw):
 def test_a_prior_is_removed_from_known_frames_and_added_to_the_sample():
     """With ``model.prior`` the denoiser works on ``x - prior(cond)``: the same run without the prior, given
     ``known - prior`` as its known frames, plus the prior."""
-    torch.manual_seed(0)
-    m = MotionDenoiser(DenoiserConfig(6, 5, num_styles=2, d_model=32, num_layers=2, num_heads=2,
-                                      dropout=0.0)).eval()
-    cond, style = torch.randn(2, 24, 5), torch.tensor([0, 1])
-    known = torch.full((2, 24, 6), 0.5)
-    mask = torch.zeros(2, 24, 6, dtype=torch.bool)
-    mask[:, :8] = True
+    m, cond, style, known, mask = _tiny_setup()
     p = torch.linspace(-1, 1, 24)[None, :, None].expand(2, 24, 6).contiguous()
     m.prior = lambda c: p.numpy().copy()
     with_prior = sample(m, DiffusionConfig().scheduler(), cond, style, 4, torch.Generator().manual_seed(3), known,
@@ -101,10 +101,7 @@ def test_a_prior_is_removed_from_known_frames_and_added_to_the_sample():
 
 
 def test_mean_channels_are_the_first_steps_prediction():
-    torch.manual_seed(0)
-    m = MotionDenoiser(DenoiserConfig(6, 5, num_styles=2, d_model=32, num_layers=2, num_heads=2,
-                                      dropout=0.0)).eval()
-    cond, style = torch.randn(2, 24, 5), torch.tensor([0, 1])
+    m, cond, style, _, _ = _tiny_setup()
     one = sample(m, DiffusionConfig().scheduler(), cond, style, 1, torch.Generator().manual_seed(3), guidance_scale=2.0)
     full = sample(m, DiffusionConfig().scheduler(), cond, style, 4, torch.Generator().manual_seed(3), guidance_scale=2.0)
     m.mean_channels = 2
