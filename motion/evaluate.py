@@ -344,8 +344,10 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
     # ---- speed ----
     if speed:
         long_audio = max((x[1] for x in items), key=len)
-        for label, kw in (("offline, no phones (default features)", {"phones": False}),
-                          ("offline, pocketsphinx phones", {"phones": True})):
+        default = gen.phone_source(None)
+        for label, kw in ((f"offline, no phones{' (the default)' if default == 'none' else ''}", {"phones": False}),
+                          (f"offline, pocketsphinx phones{' (the default)' if default != 'none' else ''}",
+                           {"phones": True})):
             t0 = time.perf_counter()
             gen.generate(long_audio, seed=seed, **kw)
             dt = time.perf_counter() - t0

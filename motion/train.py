@@ -617,7 +617,7 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
         body_loss = train_stage(body_model, body_batch, cfg.body_steps, cfg, "body stage", log, distributed)
 
     wall = time.time() - t0
-    licences = sorted({c.licence for c in clips})
+    licences = sorted({c.licence for c in train_clips})  # what the weights were trained on (not the held-out clips)
     info = {
         "version": cfg.version, "styles": list(STYLES), "feature_dim": FEATURE_DIM, "features": features,
         "window": W,
