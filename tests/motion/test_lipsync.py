@@ -192,3 +192,25 @@ def test_lip_seal_closes_the_lips_at_m_and_leaves_vowels_alone():
     assert out[12, col["mouthClose"]] == pytest.approx(0.3 * share[12], abs=1e-5)
     assert out[12, col["mouthLowerDownLeft"]] < 0.01 and out[12, col["jawOpen"]] == pytest.approx(0.3)
     np.testing.assert_allclose(out[0], raw[0], atol=1e-6)                        # the vowel is untouched
+
+
+@pytest.mark.slow
+def test_shipped_model_closes_the_lips_at_the_aligned_m_of_the_sample():
+    """Issue 13: at each forced-aligned /m/ of the shipped sample ("gad your letter came just in time"),
+    generated with its transcript, the shipped model's lips close (lip opening below 0.03 at the /m/'s
+    middle, against more than 0.2 at the open vowels)."""
+    from pathlib import Path
+    from motion.inference import MotionGenerator
+    sample = Path(__file__).resolve().parents[2] / "chatanyone" / "samples" / "cmu_arctic_a0007.wav"
+    y = load_audio(sample)
+    text = "gad your letter came just in time"
+    ph = force_align(y, text)
+    face = MotionGenerator().generate(y, transcript=text).face
+    o = lip_opening(face)
+    ms = [p for p in ph if p.phone == "M"]
+    assert len(ms) == 2
+    for p in ms:
+        assert o[int(round(0.5 * (p.start_s + p.end_s) * 30))] < 0.03, p
+    assert closures(face, ph, BILABIAL) == [True, True]
+    vowels = [p for p in ph if p.phone in ("AE", "AY")]
+    assert max(o[int(round(0.5 * (p.start_s + p.end_s) * 30))] for p in vowels) > 0.2
