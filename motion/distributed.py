@@ -196,9 +196,14 @@ class DistContext:
         if len(set(values)) != 1:
             raise ChatAnyoneError(f"the {self.world_size} training processes {what}")
 
-    def close(self) -> None:
-        """Leave the process group."""
+    def close(self, wait: bool = False) -> None:
+        """Leave the process group; ``wait``: first wait until every rank is here (after a successful run:
+        rank 0 writes the checkpoint after the others finished training, and a rank that tore its gloo group
+        down meanwhile was aborted with "terminate called without an active exception" in a loaded CI run;
+        never after a failure, where the other ranks may not come)."""
         if dist.is_initialized():
+            if wait:
+                dist.barrier()
             dist.destroy_process_group()
 
 
@@ -266,10 +271,12 @@ def _train_rank(cfg) -> None:
     from .train import train
 
     ctx = init_from_env()
+    ok = False
     try:
         train(cfg, distributed=ctx)
+        ok = True
     finally:
-        ctx.close()
+        ctx.close(wait=ok)
 
 
 def train_distributed(cfg, nproc: int = 1):
@@ -293,10 +300,11 @@ def train_distributed(cfg, nproc: int = 1):
         world = int(os.environ["WORLD_SIZE"])
         check_batch_size(cfg.batch_size, world)
         ctx = init_from_env()
+        path = None
         try:
             path = train(cfg, distributed=ctx)
         finally:
-            ctx.close()
+            ctx.close(wait=path is not None)
         return path if ctx.is_main else None
     if nproc < 1:
         raise ChatAnyoneError("--nproc must be >= 1")
