@@ -26,7 +26,7 @@ What runs:
 
 ``/config.json`` carries the tables the page needs, so that they exist once, in Python:
 ``smplx_to_vrm`` (:data:`motion.conventions.SMPLX_TO_VRM`), ``arkit_to_vrm_preset``
-(:data:`exporters.vrma.ARKIT_TO_VRM_EXPRESSION`, used for VRMs without ARKit expressions), ``ws_port``,
+(:data:`motion.conventions.ARKIT_TO_VRM_EXPRESSION`, used for VRMs without ARKit expressions), ``ws_port``,
 ``avatar_url``, ``audio_url`` and ``audio_offset_s`` (audio time of frame 0: ``meta["audio_offset_s"]``).
 
 Access (:mod:`bridge.access`): a host that does not resolve to loopback addresses only needs a token
@@ -430,7 +430,7 @@ def avatar_bytes(path: str | None) -> bytes:
 
 def page_config(ws_port: int, audio: bool, audio_offset_s: float) -> dict:
     """The viewer's ``/config.json`` (see the module docstring)."""
-    from exporters.vrma import ARKIT_TO_VRM_EXPRESSION
+    from motion.conventions import ARKIT_TO_VRM_EXPRESSION
     from motion.conventions import SMPLX_TO_VRM
     return {
         "ws_port": int(ws_port), "avatar_url": "avatar.vrm", "audio_url": "audio" if audio else None,

@@ -38,7 +38,7 @@ Per frame this sender sends, in this order, as OSC bundles (timetag "immediately
 VRM0 preset mapping (:data:`VRM0_PRESETS`): the VMC spec's VRM0 <-> VRM1 table (``Joy``/``happy``,
 ``Angry``/``angry``, ``Sorrow``/``sad``, ``A``/``aa``, ``I``/``ih``, ``U``/``ou``, ``E``/``ee``, ``O``/``oh``,
 ``Blink``/``blink``, ``Blink_L``/``blinkLeft``, ``Blink_R``/``blinkRight``) applied to the ARKit -> VRM1
-preset table of the ``.vrma`` exporter (:data:`exporters.vrma.ARKIT_TO_VRM_EXPRESSION`), so a VRM0 avatar
+preset table of the ``.vrma`` exporter (:data:`motion.conventions.ARKIT_TO_VRM_EXPRESSION`), so a VRM0 avatar
 fed live and a VRM1 avatar playing our ``.vrma`` make the same faces. VRM0 also has the gaze presets
 ``LookUp``, ``LookDown``, ``LookLeft``, ``LookRight`` (used by avatars whose LookAt is of blendshape
 type), derived from ARKit's ``eyeLook*`` (:data:`VRM0_LOOK_FROM_ARKIT`; left/right are the avatar's own,
@@ -63,9 +63,8 @@ import time
 import numpy as np
 from pythonosc import osc_bundle_builder, osc_message_builder
 
-from exporters.vrma import ARKIT_TO_VRM_EXPRESSION
 from motion.conventions import (
-    ARKIT_INDEX, ARKIT_NAMES, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_TO_UNITY, arkit_upper_camel,
+    ARKIT_INDEX, ARKIT_NAMES, ARKIT_TO_VRM_EXPRESSION, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_TO_UNITY, arkit_upper_camel,
     position_to_unity, quat_to_unity, rest_offsets,
 )
 from motion.errors import ChatAnyoneError
@@ -128,6 +127,12 @@ def blendshape_values(face: np.ndarray, mode: str = "vrm0") -> list[tuple[str, f
     f = np.clip(np.asarray(face, np.float64).reshape(NUM_ARKIT), 0.0, 1.0)
     if mode == "vrm0":
         w = np.clip(f @ _VRM0_M, 0.0, 1.0)
+        # the lids as motion.conventions.vrm_expression_weights splits them: Blink the closure both share,
+        # Blink_L/R the rest, so an avatar binding Blink and Blink_L to one lid does not close it twice
+        left, right = f[ARKIT_INDEX["eyeBlinkLeft"]], f[ARKIT_INDEX["eyeBlinkRight"]]
+        both = min(left, right)
+        w[_VRM0_NAMES.index("Blink")], w[_VRM0_NAMES.index("Blink_L")] = both, left - both
+        w[_VRM0_NAMES.index("Blink_R")] = right - both
         return list(zip(_VRM0_NAMES, w.tolist()))
     if mode == "perfectsync":
         return list(zip(_PERFECT_SYNC_NAMES, f.tolist()))

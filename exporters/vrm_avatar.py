@@ -29,12 +29,12 @@ What the file holds:
   custom expressions, each bound to its own morph target at weight 1, so driving them (our viewer, a
   ``.vrma`` from :mod:`exporters.vrma`, the default ``expressions="arkit"``) puts each ARKit weight in [0, 1]
   on exactly one morph. For apps that drive presets only there are the presets ``aa ih ou ee oh blink
-  blinkLeft blinkRight happy angry sad surprised`` from :data:`exporters.vrma.ARKIT_TO_VRM_EXPRESSION` (the
+  blinkLeft blinkRight happy angry sad surprised`` from :data:`motion.conventions.ARKIT_TO_VRM_EXPRESSION` (the
   table's positive coefficients divided by their largest, so that a preset at weight 1 shows the ARKit
   shape it was read from; negative coefficients bind nothing). They bind the same morphs as the ARKit
   expressions, and the VRM runtime adds expressions: **drive one set, never both** (our exporters and
   viewer never do). Within the preset set some morphs are bound by several presets (``jawOpen`` by aa, ee
-  and oh; the lids by blink and blinkLeft/Right, which :func:`exporters.vrma.preset_weights` splits so that
+  and oh; the lids by blink and blinkLeft/Right, which :func:`motion.conventions.vrm_expression_weights` splits so that
   they add up to the ARKit weight): a preset-only ``.vrma`` of the sample speech peaks at 0.82 on this
   avatar, but presets driven high together could pass 1. There are no ``look*`` presets: gaze turns the
   eyeballs (LookAt ``bone``).
@@ -57,7 +57,7 @@ from motion.conventions import (
 
 from . import glb
 from ._gltf import Builder, save_glb
-from .vrma import ARKIT_TO_VRM_EXPRESSION
+from motion.conventions import ARKIT_TO_VRM_EXPRESSION
 
 EXTENSION = "VRMC_vrm"
 SPEC_VERSION = "1.0"

@@ -51,9 +51,9 @@ import numpy as np
 import pygltflib as g
 
 from motion.clip import MotionClip
-from motion.conventions import (
-    ARKIT_INDEX, ARKIT_NAMES, JOINT_INDEX, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_PARENTS,
-    SMPLX_TO_VRM, rest_joint_positions,
+from motion.conventions import (  # noqa: F401  (ARKIT_TO_VRM_EXPRESSION re-exported: its home is conventions)
+    ARKIT_INDEX, ARKIT_NAMES, ARKIT_TO_VRM_EXPRESSION, JOINT_INDEX, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_PARENTS,
+    SMPLX_TO_VRM, rest_joint_positions, vrm_expression_matrix, vrm_expression_weights,
 )
 from motion.errors import ChatAnyoneError
 
@@ -66,26 +66,6 @@ EXPRESSION_OPTIONS = ("arkit", "preset")
 # --------------------------------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------------------------------
-#: ARKit-52 -> VRM 1.0 preset expressions: ``weight(preset) = clip(sum(coef * face[arkit]), 0, 1)``.
-#: VRM visemes are the Japanese vowels: aa = あ (open, unrounded), ih = い (spread, nearly closed),
-#: ou = う (rounded, small), ee = え (spread, half open), oh = お (rounded, open). Negative coefficients
-#: keep the open vowel from firing on rounded shapes. ``relaxed`` and ``neutral`` have no ARKit evidence
-#: and are not written; ``lookUp/Down/Left/Right`` are forbidden in VRMA (gaze is LookAt).
-ARKIT_TO_VRM_EXPRESSION: dict[str, dict[str, float]] = {
-    "aa": {"jawOpen": 1.0, "mouthFunnel": -0.5, "mouthPucker": -0.5},
-    "ih": {"mouthStretchLeft": 0.5, "mouthStretchRight": 0.5, "mouthSmileLeft": 0.25, "mouthSmileRight": 0.25},
-    "ou": {"mouthPucker": 1.0, "mouthFunnel": 0.3},
-    "ee": {"mouthSmileLeft": 0.35, "mouthSmileRight": 0.35, "mouthStretchLeft": 0.25, "mouthStretchRight": 0.25,
-           "jawOpen": 0.3},
-    "oh": {"mouthFunnel": 0.6, "jawOpen": 0.4},
-    "blink": {"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5},
-    "blinkLeft": {"eyeBlinkLeft": 1.0},           # both: the face's own left, as ARKit
-    "blinkRight": {"eyeBlinkRight": 1.0},
-    "happy": {"mouthSmileLeft": 0.5, "mouthSmileRight": 0.5},
-    "angry": {"browDownLeft": 0.4, "browDownRight": 0.4, "noseSneerLeft": 0.1, "noseSneerRight": 0.1},
-    "sad": {"mouthFrownLeft": 0.3, "mouthFrownRight": 0.3, "browInnerUp": 0.4},
-    "surprised": {"eyeWideLeft": 0.25, "eyeWideRight": 0.25, "browOuterUpLeft": 0.25, "browOuterUpRight": 0.25},
-}
 #: VRM 1.0 preset expression names a VRMA may animate (VRMA "Expressions": all presets but lookUp/Down/Left/Right).
 VRMA_PRESETS = ("happy", "angry", "sad", "relaxed", "surprised", "aa", "ih", "ou", "ee", "oh",
                 "blink", "blinkLeft", "blinkRight", "neutral")
@@ -96,30 +76,15 @@ _EYES = (JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"])
 
 
 def expression_matrix() -> tuple[list[str], np.ndarray]:
-    """``(preset names, M [52, P] float64)`` with ``presets = clip(face @ M, 0, 1)``."""
-    names = list(ARKIT_TO_VRM_EXPRESSION)
-    m = np.zeros((NUM_ARKIT, len(names)))
-    for p, (name, mix) in enumerate(ARKIT_TO_VRM_EXPRESSION.items()):
-        assert name in VRMA_PRESETS, name
-        for arkit, coef in mix.items():
-            m[ARKIT_INDEX[arkit], p] = coef
+    """``(preset names, M [52, P] float64)`` with ``presets = clip(face @ M, 0, 1)``
+    (:func:`motion.conventions.vrm_expression_matrix`; every name a VRMA preset)."""
+    names, m = vrm_expression_matrix()
+    assert all(n in VRMA_PRESETS for n in names), names
     return names, m
 
 
-def preset_weights(face: np.ndarray) -> dict[str, np.ndarray]:
-    """ARKit weights ``[T, 52]`` -> ``{preset name: [T] float32 weight in [0, 1]}``: the table, except the
-    blinks: ``blink = min(eyeBlinkLeft, eyeBlinkRight)``, ``blinkLeft = eyeBlinkLeft - blink``, ``blinkRight =
-    eyeBlinkRight - blink`` (each lid's total stays its ARKit weight on avatars whose ``blink`` and
-    ``blinkLeft`` bind the same lid)."""
-    names, m = expression_matrix()
-    face = np.asarray(face, np.float64)
-    w = np.clip(face @ m, 0.0, 1.0)
-    left, right = face[:, ARKIT_INDEX["eyeBlinkLeft"]], face[:, ARKIT_INDEX["eyeBlinkRight"]]
-    both = np.clip(np.minimum(left, right), 0, 1)
-    w[:, names.index("blink")] = both
-    w[:, names.index("blinkLeft")] = np.clip(left - both, 0, 1)
-    w[:, names.index("blinkRight")] = np.clip(right - both, 0, 1)
-    return {n: w[:, k].astype(np.float32) for k, n in enumerate(names)}
+#: ARKit ``[T, 52]`` -> VRM preset weights (:func:`motion.conventions.vrm_expression_weights`).
+preset_weights = vrm_expression_weights
 
 
 def gaze_quats(rotations: np.ndarray) -> np.ndarray:

@@ -49,6 +49,55 @@ ARKIT_EYES = tuple(range(0, 14))            # blink, look, squint, wide
 ARKIT_BROWS = tuple(range(41, 46))
 ARKIT_EYE_LOOK = tuple(i for i, n in enumerate(ARKIT_NAMES) if n.startswith("eyeLook"))
 
+#: ARKit-52 -> VRM 1.0 preset expressions: ``weight(preset) = clip(sum(coef * face[arkit]), 0, 1)`` (the
+#: blinks split as in :func:`vrm_expression_weights`). VRM visemes are the Japanese vowels: aa = あ (open,
+#: unrounded), ih = い (spread, nearly closed), ou = う (rounded, small), ee = え (spread, half open), oh = お
+#: (rounded, open). Negative coefficients keep the open vowel from firing on rounded shapes. ``relaxed`` and
+#: ``neutral`` have no ARKit evidence and are not written; ``lookUp/Down/Left/Right`` are forbidden in VRMA
+#: (gaze is LookAt). One home for the VRMA exporter, the VRM avatar, the VMC sender (VRM 0.x names via the
+#: VMC spec's VRM0/VRM1 table) and the viewer.
+ARKIT_TO_VRM_EXPRESSION: dict[str, dict[str, float]] = {
+    "aa": {"jawOpen": 1.0, "mouthFunnel": -0.5, "mouthPucker": -0.5},
+    "ih": {"mouthStretchLeft": 0.5, "mouthStretchRight": 0.5, "mouthSmileLeft": 0.25, "mouthSmileRight": 0.25},
+    "ou": {"mouthPucker": 1.0, "mouthFunnel": 0.3},
+    "ee": {"mouthSmileLeft": 0.35, "mouthSmileRight": 0.35, "mouthStretchLeft": 0.25, "mouthStretchRight": 0.25,
+           "jawOpen": 0.3},
+    "oh": {"mouthFunnel": 0.6, "jawOpen": 0.4},
+    "blink": {"eyeBlinkLeft": 0.5, "eyeBlinkRight": 0.5},
+    "blinkLeft": {"eyeBlinkLeft": 1.0},           # both: the face's own left, as ARKit
+    "blinkRight": {"eyeBlinkRight": 1.0},
+    "happy": {"mouthSmileLeft": 0.5, "mouthSmileRight": 0.5},
+    "angry": {"browDownLeft": 0.4, "browDownRight": 0.4, "noseSneerLeft": 0.1, "noseSneerRight": 0.1},
+    "sad": {"mouthFrownLeft": 0.3, "mouthFrownRight": 0.3, "browInnerUp": 0.4},
+    "surprised": {"eyeWideLeft": 0.25, "eyeWideRight": 0.25, "browOuterUpLeft": 0.25, "browOuterUpRight": 0.25},
+}
+
+
+def vrm_expression_matrix() -> tuple[list[str], np.ndarray]:
+    """``(preset names, M [52, P] float64)`` of :data:`ARKIT_TO_VRM_EXPRESSION`: ``clip(face @ M, 0, 1)``."""
+    names = list(ARKIT_TO_VRM_EXPRESSION)
+    m = np.zeros((NUM_ARKIT, len(names)))
+    for p, mix in enumerate(ARKIT_TO_VRM_EXPRESSION.values()):
+        for arkit, coef in mix.items():
+            m[ARKIT_INDEX[arkit], p] = coef
+    return names, m
+
+
+def vrm_expression_weights(face: np.ndarray) -> dict[str, np.ndarray]:
+    """ARKit weights ``[T, 52]`` -> ``{VRM 1.0 preset: [T] float32 weight in [0, 1]}``: the table, except the
+    blinks: ``blink = min(eyeBlinkLeft, eyeBlinkRight)``, ``blinkLeft = eyeBlinkLeft - blink``, ``blinkRight =
+    eyeBlinkRight - blink`` (each lid's total stays its ARKit weight on avatars whose ``blink`` and
+    ``blinkLeft`` bind the same lid)."""
+    names, m = vrm_expression_matrix()
+    face = np.asarray(face, np.float64)
+    w = np.clip(face @ m, 0.0, 1.0)
+    left, right = face[:, ARKIT_INDEX["eyeBlinkLeft"]], face[:, ARKIT_INDEX["eyeBlinkRight"]]
+    both = np.clip(np.minimum(left, right), 0, 1)
+    w[:, names.index("blink")] = both
+    w[:, names.index("blinkLeft")] = np.clip(left - both, 0, 1)
+    w[:, names.index("blinkRight")] = np.clip(right - both, 0, 1)
+    return {n: w[:, k].astype(np.float32) for k, n in enumerate(names)}
+
 
 def _lr_swap_name(name: str) -> str:
     for a, b in (("Left", "Right"), ("Right", "Left")):

@@ -170,7 +170,11 @@ def test_vrm0_presets_follow_the_documented_mapping():
     assert w["A"] == pytest.approx(0.8)                 # aa = jawOpen (no funnel/pucker)
     assert w["O"] == pytest.approx(0.4 * 0.8)           # oh = 0.6 funnel + 0.4 jawOpen
     assert w["E"] == pytest.approx(0.3 * 0.8)
-    assert w["Blink_L"] == pytest.approx(1.0) and w["Blink_R"] == 0.0 and w["Blink"] == pytest.approx(0.5)
+    # the lids split as the VRMA exporter splits them: a left wink is Blink_L alone (Blink would close it twice)
+    assert w["Blink_L"] == pytest.approx(1.0) and w["Blink_R"] == 0.0 and w["Blink"] == 0.0
+    face[ARKIT_INDEX["eyeBlinkRight"]] = 0.6
+    w2 = dict(blendshape_values(face, "vrm0"))
+    assert w2["Blink"] == pytest.approx(0.6) and w2["Blink_L"] == pytest.approx(0.4) and w2["Blink_R"] == 0.0
     assert w["LookUp"] == pytest.approx(0.6) and w["LookLeft"] == pytest.approx(0.4) and w["LookRight"] == 0
     assert w["Joy"] == 0 and w["Sorrow"] == 0 and "Fun" not in w
     names, m = vrm0_matrix()

@@ -94,5 +94,10 @@ def test_node_gets_unit_quaternions_and_the_known_pose_in_unity_axes(node_stream
     for b in elbows:      # +90 deg about our +Y = -90 deg about Unity's +Y (X mirrored): (0, -s, 0, s)
         assert np.allclose(b[4:], [0, -s, 0, s], atol=1e-6)
         assert b[1] < -0.1                                     # the left arm lies on Unity's -X
-    face = [m["args"] for m in messages if m["address"] == "/VMC/Ext/Blend/Val" and m["args"][0] == "Blink_L"]
-    assert np.allclose([f[1] for f in face[::2]], clip.face[:, 0], atol=1e-6)   # Blink_L = eyeBlinkLeft
+    def blend(name):
+        return np.array([m["args"][1] for m in messages if m["address"] == "/VMC/Ext/Blend/Val"
+                         and m["args"][0] == name][::2])
+    # the left lid: Blink (shared by both lids) + Blink_L (the rest) = eyeBlinkLeft, never more
+    from motion.conventions import ARKIT_INDEX
+    assert np.allclose(blend("Blink") + blend("Blink_L"), clip.face[:, ARKIT_INDEX["eyeBlinkLeft"]], atol=1e-6)
+    assert np.allclose(blend("Blink") + blend("Blink_R"), clip.face[:, ARKIT_INDEX["eyeBlinkRight"]], atol=1e-6)
