@@ -64,7 +64,7 @@ import numpy as np
 from pythonosc import osc_bundle_builder, osc_message_builder
 
 from motion.conventions import (
-    ARKIT_INDEX, ARKIT_NAMES, ARKIT_TO_VRM_EXPRESSION, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_TO_UNITY, arkit_upper_camel,
+    ARKIT_INDEX, ARKIT_NAMES, ARKIT_TO_VRM_EXPRESSION, arkit_mix_matrix, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_TO_UNITY, arkit_upper_camel,
     position_to_unity, quat_to_unity, rest_offsets,
 )
 from motion.errors import ChatAnyoneError
@@ -106,12 +106,7 @@ BONE_NAMES: tuple[str, ...] = tuple(SMPLX_TO_UNITY[SMPLX_JOINT_NAMES[j]] for j i
 
 def vrm0_matrix() -> tuple[list[str], np.ndarray]:
     """``(VRM0 preset names, M [52, P] float64)`` with ``weights = clip(face @ M, 0, 1)``."""
-    names = list(VRM0_PRESETS)
-    m = np.zeros((NUM_ARKIT, len(names)))
-    for p, mix in enumerate(VRM0_PRESETS.values()):
-        for arkit, coef in mix.items():
-            m[ARKIT_INDEX[arkit], p] = coef
-    return names, m
+    return arkit_mix_matrix(VRM0_PRESETS)
 
 
 _VRM0_NAMES, _VRM0_M = vrm0_matrix()

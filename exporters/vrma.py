@@ -52,7 +52,7 @@ import pygltflib as g
 
 from motion.clip import MotionClip
 from motion.conventions import (  # noqa: F401  (ARKIT_TO_VRM_EXPRESSION re-exported: its home is conventions)
-    ARKIT_INDEX, ARKIT_NAMES, ARKIT_TO_VRM_EXPRESSION, JOINT_INDEX, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_PARENTS,
+    ARKIT_NAMES, ARKIT_TO_VRM_EXPRESSION, JOINT_INDEX, SMPLX_JOINT_NAMES, SMPLX_PARENTS,
     SMPLX_TO_VRM, rest_joint_positions, vrm_expression_matrix, vrm_expression_weights,
 )
 from motion.errors import ChatAnyoneError

@@ -73,14 +73,23 @@ ARKIT_TO_VRM_EXPRESSION: dict[str, dict[str, float]] = {
 }
 
 
-def vrm_expression_matrix() -> tuple[list[str], np.ndarray]:
-    """``(preset names, M [52, P] float64)`` of :data:`ARKIT_TO_VRM_EXPRESSION`: ``clip(face @ M, 0, 1)``."""
-    names = list(ARKIT_TO_VRM_EXPRESSION)
+def arkit_mix_matrix(table: dict[str, dict[str, float]]) -> tuple[list[str], np.ndarray]:
+    """``(names, M [52, P] float64)`` of a table ``{name: {arkit name: coefficient}}``: the weights are
+    ``clip(face @ M, 0, 1)``.
+
+    Raises:
+        KeyError: a name that is not an ARKit blendshape."""
+    names = list(table)
     m = np.zeros((NUM_ARKIT, len(names)))
-    for p, mix in enumerate(ARKIT_TO_VRM_EXPRESSION.values()):
+    for p, mix in enumerate(table.values()):
         for arkit, coef in mix.items():
             m[ARKIT_INDEX[arkit], p] = coef
     return names, m
+
+
+def vrm_expression_matrix() -> tuple[list[str], np.ndarray]:
+    """``(preset names, M [52, P] float64)`` of :data:`ARKIT_TO_VRM_EXPRESSION`: ``clip(face @ M, 0, 1)``."""
+    return arkit_mix_matrix(ARKIT_TO_VRM_EXPRESSION)
 
 
 def vrm_expression_weights(face: np.ndarray) -> dict[str, np.ndarray]:

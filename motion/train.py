@@ -29,7 +29,7 @@ from .clip import MotionClip
 from .conventions import ARKIT_MIRROR, ARKIT_MOUTH, BODY_STAGE_JOINTS, HEAD_JOINTS, JOINT_MIRROR
 from .datasets import TrainingClip, data_root, load_beat2, load_facegood, load_neurosync, load_prepared
 from .diffusion import DiffusionConfig, diffusion_loss
-from .features import FEATURE_DIM, FEATURE_LAYOUT, PHONE_SLICE, PHONES, SIL_INDEX, extract_features
+from .features import FEATURE_DIM, PHONE_SLICE, PHONES, SIL_INDEX, extract_features
 from .inference import (FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, FACE_STEPS, MotionGenerator,
                         sample_windows, smooth_frames)
 from .model import DenoiserConfig, MotionDenoiser
