@@ -178,7 +178,7 @@ def load_models(path: str | os.PathLike | None = None) -> StageModels:
         from .lipsync import PhoneRulePrior
         stages["face"].prior = PhoneRulePrior(tensors["face_std"].numpy(), PHONE_SLICE, PHONES,
                                               sigma_s=float(fp.get("sigma_s", 0.03)), gain=fp.get("gain"),
-                                              face_mean=tensors["face_mean"].numpy() if fp.get("seal", True) else None)
+                                              face_mean=tensors["face_mean"].numpy())
     return StageModels(stages["face"], stages["body"], tensors["face_mean"], tensors["face_std"],
                        tensors["body_mean"], tensors["body_std"], diffusion, info,
                        tensors.get("body_gain"), tensors.get("body_gain_center"))

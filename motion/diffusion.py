@@ -163,8 +163,8 @@ def sample(model: MotionDenoiser, scheduler: DDIM, cond: torch.Tensor, style: to
         return x0
     x0 = x0 + prior
     pr = model.prior
-    if getattr(pr, "face_mean", None) is not None and hasattr(pr, "seal"):   # lip seal at /p b m/
-        x0 = torch.from_numpy(pr.seal(x0.numpy(), cond.detach().cpu().numpy(), pr.face_mean)).to(x0.dtype)
+    if getattr(pr, "face_mean", None) is not None:   # a phone-rule prior that knows the stage's mean: lip seal
+        x0 = torch.from_numpy(pr.seal(x0.numpy(), cond.detach().cpu().numpy())).to(x0.dtype)
         if known is not None:   # known frames stay exactly as given
             x0 = torch.where(known_mask, known + prior, x0)
     return x0

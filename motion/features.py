@@ -328,9 +328,10 @@ def phone_segments(samples: np.ndarray, transcript: str | None = None) -> list[t
     return out
 
 
-#: All-phone decoding works on pieces of at most this many seconds (overlapping by ALLPHONE_OVERLAP_S): with the
-#: narrow beams of :func:`_decoder` one decoding of a longer utterance stops finding phones after about a minute
-#: (150 s of real speech ended in one 'Y' from 66.6 s on; the 64 s BEAT2 take in a 2.9 s 'JH').
+#: All-phone decoding works on pieces of at most this many seconds (overlapping by ALLPHONE_OVERLAP_S), which
+#: bounds what one lost search can spoil: with the old beams of 1e-10 one decoding stopped finding phones
+#: (150 s of real speech ended in one 'Y' from 66.6 s on; the 64 s BEAT2 take in a 2.9 s 'JH'), and pieces alone
+#: did not cure it (1114_2_03 still had one 'HH' from 6.1 s to 20 s): ALLPHONE_BEAM did.
 ALLPHONE_PIECE_S = 20.0
 ALLPHONE_OVERLAP_S = 2.0
 

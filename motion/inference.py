@@ -665,7 +665,6 @@ class MotionGenerator:
         if T < 2:
             raise AudioError(f"audio too short: {n / SAMPLE_RATE:.3f} s")
         source = self.phone_source(phones)
-        on = source != "none"
         opts = dict(seed=seed, style=style, style_reference=style_reference, style_guidance=style_guidance,
                     steps=steps, face_guidance=face_guidance, body_guidance=body_guidance, progress=progress,
                     face_to_body=face_to_body, face_eta=face_eta, body_eta=body_eta)
@@ -674,7 +673,7 @@ class MotionGenerator:
                 reader.read(0, n), transcript=transcript, phones=phones, **opts)
             idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
             face, rot = self.finish(face_n, body_n, idle.face, idle.eye_rotations, intensity)
-            phone_source = getattr(feats, "phone_source", "aligned" if transcript else ("recognised" if on else "none"))
+            phone_source = feats.phone_source    # "aligned", or the source used when alignment failed
         else:
             face, rot, (face_steps, body_steps), phone_source = self._generate_chunked(
                 reader, T, source, intensity, batch_windows, feature_chunk_frames, **opts)

@@ -105,6 +105,12 @@ def _viseme_vector(name: str) -> np.ndarray:
     return v
 
 
+def _coart_kernel(sigma_s: float, rate: float) -> np.ndarray:
+    """The coarticulation blend's Gaussian of ``sigma_s`` seconds sampled at ``rate`` Hz, to +-3 sigma."""
+    half = max(1, int(np.ceil(3 * sigma_s * rate)))
+    return np.exp(-0.5 * (np.arange(-half, half + 1) / (sigma_s * rate)) ** 2)
+
+
 def phone_rule_face(phones: list[PhoneInterval], num_frames: int, fps: float = 30.0,
                     sigma_s: float = COART_SIGMA_S, scale: float = 1.0) -> np.ndarray:
     """Rule-based lip sync: phones -> visemes (:data:`PHONE_TO_VISEME`) -> ARKit weights, blended.
@@ -131,8 +137,7 @@ def phone_rule_face(phones: list[PhoneInterval], num_frames: int, fps: float = 3
         names[max(a, 0):max(min(b, n), 0)] = PHONE_TO_VISEME.get(p.phone.upper(), "sil")
     targets = np.stack([_viseme_vector(v) for v in names])               # [n, 52]
     dom = np.array([DOMINANCE[v] for v in names], np.float64)            # [n]
-    half = int(np.ceil(3 * sigma_s * rate))
-    k = np.exp(-0.5 * (np.arange(-half, half + 1) / (sigma_s * rate)) ** 2)
+    k = _coart_kernel(sigma_s, rate)
     num = np.stack([np.convolve(targets[:, c] * dom, k, "same") for c in range(NUM_ARKIT)], 1)
     den = np.convolve(dom, k, "same")[:, None]
     face100 = num / np.maximum(den, 1e-9)
@@ -378,13 +383,18 @@ def phone_rule_from_posteriors(posteriors: np.ndarray, phones: tuple[str, ...], 
     Returns:
         ``[..., T, 52]`` float32 ARKit weights in [0, 1] (non-mouth channels 0).
     """
+    targets, _ = viseme_table(phones)
+    return _posterior_blend(posteriors, phones, targets.astype(np.float64), fps, sigma_s)
+
+
+def _posterior_blend(posteriors: np.ndarray, phones: tuple[str, ...], values: np.ndarray, fps: float,
+                     sigma_s: float) -> np.ndarray:
+    """The dominance blend over time of per-phone ``values [P, K]``: ``[..., T, K]`` float32 in [0, 1]."""
     from scipy.ndimage import convolve1d
-    targets, dom = viseme_table(phones)
-    post = np.asarray(posteriors, np.float64)
-    w = post * dom                                              # [..., T, P] dominance-weighted posteriors
-    half = max(1, int(np.ceil(3 * sigma_s * fps)))
-    k = np.exp(-0.5 * (np.arange(-half, half + 1) / (sigma_s * fps)) ** 2)
-    num = convolve1d(w @ targets.astype(np.float64), k, axis=-2, mode="constant")
+    _, dom = viseme_table(phones)
+    w = np.asarray(posteriors, np.float64) * dom                # [..., T, P] dominance-weighted posteriors
+    k = _coart_kernel(sigma_s, fps)
+    num = convolve1d(w @ values, k, axis=-2, mode="constant")
     den = convolve1d(w.sum(-1, keepdims=True), k, axis=-2, mode="constant")
     return np.clip(num / np.maximum(den, 1e-9), 0.0, 1.0).astype(np.float32)
 
@@ -394,15 +404,8 @@ def bilabial_share(posteriors: np.ndarray, phones: tuple[str, ...], fps: float =
     """The share of the lip-closing viseme (PP: /p b m/) in :func:`phone_rule_from_posteriors`'s dominance
     blend, ``[..., T]`` float32 in [0, 1]: 1 inside a /p b m/ (its dominance holds the lips shut against the
     neighbouring vowels), falling to 0 within about ``3 * sigma_s`` around it."""
-    from scipy.ndimage import convolve1d
-    _, dom = viseme_table(phones)
-    pp = np.array([PHONE_TO_VISEME.get(p.upper(), "sil") == "PP" for p in phones])
-    w = np.asarray(posteriors, np.float64) * dom
-    half = max(1, int(np.ceil(3 * sigma_s * fps)))
-    k = np.exp(-0.5 * (np.arange(-half, half + 1) / (sigma_s * fps)) ** 2)
-    num = convolve1d(w[..., pp].sum(-1), k, axis=-1, mode="constant")
-    den = convolve1d(w.sum(-1), k, axis=-1, mode="constant")
-    return np.clip(num / np.maximum(den, 1e-9), 0.0, 1.0).astype(np.float32)
+    pp = np.array([[PHONE_TO_VISEME.get(p.upper(), "sil") == "PP"] for p in phones], np.float64)
+    return _posterior_blend(posteriors, phones, pp, fps, sigma_s)[..., 0]
 
 
 class PhoneRulePrior:
@@ -447,9 +450,9 @@ class PhoneRulePrior:
         face = phone_rule_from_posteriors(np.asarray(cond)[..., self.phone_slice], self.phones, self.fps, self.sigma_s)
         return face[..., self.mouth]
 
-    def seal(self, x_n: np.ndarray, cond: np.ndarray, face_mean: np.ndarray) -> np.ndarray:
+    def seal(self, x_n: np.ndarray, cond: np.ndarray) -> np.ndarray:
         """Lip seal at /p b m/: where the phones call for closed lips (:func:`bilabial_share` ``s``), the
-        sampled face ``x_n [..., T, FACE_DIM]`` (normalised by ``face_mean`` and this prior's std) is moved
+        sampled face ``x_n [..., T, FACE_DIM]`` (normalised by :attr:`face_mean` and this prior's std) is moved
         towards sealed lips: ``mouthClose`` up to ``s * jawOpen`` (ARKit's mouthClose brings the lips
         together against the open jaw, so equal weights leave no gap) and the lip raisers
         (``mouthLowerDown``, ``mouthUpperUp``) scaled by ``1 - s``. The diffusion learns from captures whose
@@ -458,7 +461,7 @@ class PhoneRulePrior:
         (Edwards et al. 2016). Returns a new array."""
         s = bilabial_share(np.asarray(cond)[..., self.phone_slice], self.phones, self.fps, self.sigma_s)[..., None]
         m = len(self.mouth)
-        mean, std = np.asarray(face_mean, np.float32)[:m], self.std[:m]
+        mean, std = self.face_mean[:m], self.std[:m]
         raw = np.asarray(x_n, np.float32)[..., :m] * std + mean
         col = {ARKIT_NAMES[c]: i for i, c in enumerate(self.mouth)}
         jaw, close = col["jawOpen"], col["mouthClose"]

@@ -188,7 +188,7 @@ def test_lip_seal_closes_the_lips_at_m_and_leaves_vowels_alone():
     col = {n: list(ARKIT_MOUTH).index(I[n]) for n in ("jawOpen", "mouthClose", "mouthLowerDownLeft")}
     raw = np.zeros((T, FACE_DIM), np.float32)
     raw[:, col["jawOpen"]], raw[:, col["mouthLowerDownLeft"]] = 0.3, 0.2
-    out = prior.seal(raw / std, cond, mean) * std
+    out = prior.seal(raw / std, cond) * std
     assert out[12, col["mouthClose"]] == pytest.approx(0.3 * share[12], abs=1e-5)
     assert out[12, col["mouthLowerDownLeft"]] < 0.01 and out[12, col["jawOpen"]] == pytest.approx(0.3)
     np.testing.assert_allclose(out[0], raw[0], atol=1e-6)                        # the vowel is untouched

@@ -209,7 +209,8 @@ def test_phone_rule_prior_batches_are_residuals_over_the_rule():
     cfg = replace(TrainConfig(), batch_size=4, window=40, min_window=0, phone_dropout=0.0, style_reference=False)
     x0 = batch_fn([it], cfg, "face", "cond", "face_mask", np.zeros(FACE_DIM, np.float32), std, 2,
                   np.random.default_rng(0), prior)()[0].numpy()
-    jaw = list(__import__("motion.conventions", fromlist=["ARKIT_MOUTH"]).ARKIT_MOUTH).index(ARKIT_INDEX["jawOpen"])
+    from motion.conventions import ARKIT_MOUTH
+    jaw = list(ARKIT_MOUTH).index(ARKIT_INDEX["jawOpen"])
     # away from the window edges the jaw residual is (0.5 - 0.5) / 0.25 = 0; a channel the rule leaves at 0 keeps 0.5/0.25
     np.testing.assert_allclose(x0[:, 5:-5, jaw], 0.0, atol=1e-5)
     np.testing.assert_allclose(x0[:, :, FACE_MOUTH_DIM:], 2.0, atol=1e-6)
