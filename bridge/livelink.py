@@ -36,7 +36,7 @@ the UDP packet keeps Apple's order (``JawLeft`` before ``JawRight``), unlike the
 Values:
 
 * **Blendshapes**: the frame's ARKit weights, clipped to [0, 1].
-* **Head and eyes**: exactly as the Live Link CSV exporter (:func:`exporters.livelink_csv.head_eye_angles`):
+* **Head and eyes**: exactly as the Live Link CSV exporter (:func:`motion.livelink.livelink_head_eye_angles`):
   ``Head*`` from the neck and head joints composed (``R_neck * R_head``), ``LeftEye*``/``RightEye*`` from
   ``left_eye_smplhf``/``right_eye_smplhf``, converted by :func:`motion.conventions.quat_to_livelink_angles`
   (yaw > 0 turns to the face's right, pitch > 0 looks down; radians).
@@ -53,11 +53,11 @@ import struct
 import uuid
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from motion.conventions import JOINT_INDEX, NUM_ARKIT, quat_to_livelink_angles
+from motion.conventions import NUM_ARKIT
 from motion.errors import ChatAnyoneError
 from motion.frames import MotionFrame
+from motion.livelink import LIVELINK_ANGLE_COLUMNS, LIVELINK_VALUE_COUNT, livelink_head_eye_angles
 
 from .udp import UdpDestination
 
@@ -66,20 +66,16 @@ DEFAULT_PORT = 11111                    # Live Link Face / Unreal's default
 DEFAULT_FPS = 60.0
 DEFAULT_SUBJECT = "ChatAnyone"
 PACKET_VERSION = 6
-VALUE_COUNT = 61                        # 52 blendshapes + 9 head/eye angles
-HEAD_EYE_NAMES = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
-                  "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
-_NECK, _HEAD = JOINT_INDEX["neck"], JOINT_INDEX["head"]
-_LEYE, _REYE = JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"]
+VALUE_COUNT = LIVELINK_VALUE_COUNT      # 52 blendshapes + 9 head/eye angles
+HEAD_EYE_NAMES = LIVELINK_ANGLE_COLUMNS
 _VALUES = struct.Struct(f">B{VALUE_COUNT}f")
 
 
 def head_eye_values(rotations: np.ndarray) -> np.ndarray:
-    """``[9]`` float64 radians (:data:`HEAD_EYE_NAMES` order) for one frame's ``rotations [55, 4]``."""
-    r = np.asarray(rotations, np.float64)
-    head = (Rotation.from_quat(r[_NECK]) * Rotation.from_quat(r[_HEAD])).as_quat()
-    return np.concatenate([quat_to_livelink_angles(head), quat_to_livelink_angles(r[_LEYE]),
-                           quat_to_livelink_angles(r[_REYE])])
+    """``[9]`` float64 radians (:data:`HEAD_EYE_NAMES` order) for one frame's ``rotations [55, 4]``
+    (:func:`motion.livelink.livelink_head_eye_angles`, as the CSV exporter)."""
+    head, eyes = livelink_head_eye_angles(np.asarray(rotations)[None])
+    return np.concatenate([head[0], eyes[0]])
 
 
 def encode_packet(frame: MotionFrame, *, subject: str = DEFAULT_SUBJECT, device_id: str = "",

@@ -31,28 +31,20 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
 from motion.clip import MotionClip
-from motion.conventions import ARKIT_NAMES, JOINT_INDEX, arkit_upper_camel, quat_to_livelink_angles
-from motion.datasets import LIVELINK_EYE_COLUMNS, LIVELINK_HEAD_COLUMNS, LIVELINK_TIMECODE, parse_livelink_csv
+from motion.conventions import ARKIT_NAMES
 from motion.errors import ChatAnyoneError
 from motion.fileio import atomic_output
+# The format's conventions (columns, timecodes, angles) and its reader live in motion.livelink; re-exported.
+from motion.livelink import (LIVELINK_BLENDSHAPE_ORDER, LIVELINK_CSV_COLUMNS, LIVELINK_VALUE_COUNT,  # noqa: F401
+                             format_timecodes, livelink_head_eye_angles, parse_livelink_csv, timecode_seconds)
 
 # --------------------------------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------------------------------
-#: Live Link Face lists these pairs swapped relative to Apple's order.
-_LIVELINK_SWAPS = {"jawLeft": "jawRight", "jawRight": "jawLeft", "mouthLeft": "mouthRight", "mouthRight": "mouthLeft"}
-#: The 52 ARKit names (lowerCamel) in the order of the Live Link Face CSV columns.
-LIVELINK_BLENDSHAPE_ORDER: tuple[str, ...] = tuple(_LIVELINK_SWAPS.get(n, n) for n in ARKIT_NAMES)
-#: Every column of the file, in order (63 = Timecode, BlendshapeCount, 52 blendshapes, 9 angles).
-LIVELINK_CSV_COLUMNS: tuple[str, ...] = (
-    ("Timecode", "BlendshapeCount") + tuple(arkit_upper_camel(n) for n in LIVELINK_BLENDSHAPE_ORDER)
-    + LIVELINK_HEAD_COLUMNS + LIVELINK_EYE_COLUMNS)
-BLENDSHAPE_COUNT = 61                    # 52 blendshapes + 9 head/eye angles
+BLENDSHAPE_COUNT = LIVELINK_VALUE_COUNT  # the BlendshapeCount column: 52 blendshapes + 9 head/eye angles
 _DECIMALS = 10
-_TIMECODE = LIVELINK_TIMECODE
 _BY_ARKIT = np.array([ARKIT_NAMES.index(n) for n in LIVELINK_BLENDSHAPE_ORDER])
 #: Frames converted and written at a time by :func:`write` (about 0.85 MB of text each): the writer's memory
 #: does not grow with the clip (3 h at 30 fps is 324,000 rows, ~270 MB of text).
@@ -84,54 +76,8 @@ class LiveLinkTake(NamedTuple):
 # --------------------------------------------------------------------------------------------------
 def head_eye_angles(clip: MotionClip) -> tuple[np.ndarray, np.ndarray]:
     """``(head [T, 3], eyes [T, 6])`` float64 Live Link angles (radians) of ``clip``: head from the neck
-    and head joints composed, eyes from the eye joints (see the module docstring)."""
-    return _angles(clip.rotations)
-
-
-def _angles(rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`head_eye_angles` of ``rotations [T, 55, 4]`` (a clip's, or a slice of its frames): only the
-    neck, head and eye joints are converted to float64 (frame by frame, so slices give the same numbers)."""
-    def joint(name):
-        return rotations[:, JOINT_INDEX[name]].astype(np.float64)
-    neck = Rotation.from_quat(joint("neck"))
-    head = Rotation.from_quat(joint("head"))
-    head_angles = quat_to_livelink_angles((neck * head).as_quat())
-    eyes = np.concatenate([quat_to_livelink_angles(joint("left_eye_smplhf")),
-                           quat_to_livelink_angles(joint("right_eye_smplhf"))], axis=1)
-    return head_angles, eyes
-
-
-# --------------------------------------------------------------------------------------------------
-# Timecodes
-# --------------------------------------------------------------------------------------------------
-def _nominal_rate(fps: float) -> int:
-    return max(1, int(round(fps)))
-
-
-def format_timecodes(times_s: np.ndarray, fps: float) -> list[str]:
-    """Seconds ``[T]`` -> ``"HH:MM:SS:FF.mmm"`` at nominal rate ``round(fps)`` (hours wrap at 24)."""
-    rate = _nominal_rate(fps)
-    milli = np.rint(np.asarray(times_s, np.float64) * rate * 1000).astype(np.int64)   # thousandths of frames
-    frames, sub = np.divmod(milli, 1000)
-    secs, ff = np.divmod(frames, rate)
-    hh, rem = np.divmod(secs, 3600)
-    mm, ss = np.divmod(rem, 60)
-    return [f"{h % 24:02d}:{m:02d}:{s:02d}:{f:02d}.{u:03d}" for h, m, s, f, u in zip(
-        hh.tolist(), mm.tolist(), ss.tolist(), ff.tolist(), sub.tolist())]
-
-
-def timecode_seconds(timecode: str, fps: float) -> float:
-    """``"HH:MM:SS:FF.mmm"`` -> seconds since 00:00:00:00 at nominal rate ``round(fps)``.
-
-    Raises:
-        ChatAnyoneError: not a timecode.
-    """
-    m = _TIMECODE.match(timecode.strip())
-    if not m:
-        raise ChatAnyoneError(f"not a Live Link timecode (HH:MM:SS:FF.mmm): {timecode!r}")
-    h, mi, s, f = (int(m.group(k)) for k in range(1, 5))
-    sub = float("0." + m.group(5)) if m.group(5) else 0.0
-    return h * 3600 + mi * 60 + s + (f + sub) / _nominal_rate(fps)
+    and head joints composed, eyes from the eye joints (:func:`motion.livelink.livelink_head_eye_angles`)."""
+    return livelink_head_eye_angles(clip.rotations)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,7 +118,7 @@ def write(clip: MotionClip, path: str | os.PathLike, *, fps: float | None = None
 def _csv_rows(clip: MotionClip, a: int, b: int) -> str:
     """The text of frames ``[a, b)`` (one line each, ``\\n``-terminated); the same characters as those lines
     of the whole file (every cell depends on its own frame only)."""
-    head, eyes = _angles(clip.rotations[a:b])
+    head, eyes = livelink_head_eye_angles(clip.rotations[a:b])
     values = np.concatenate([clip.face[a:b, _BY_ARKIT].astype(np.float64), head, eyes], axis=1)
     offset = float(clip.meta.get("audio_offset_s", 0.0) or 0.0)
     tcs = format_timecodes(offset + np.arange(a, b) / clip.fps, clip.fps)
@@ -187,13 +133,13 @@ def _csv_rows(clip: MotionClip, a: int, b: int) -> str:
 # --------------------------------------------------------------------------------------------------
 def read(path: str | os.PathLike, *, fps: float | None = None) -> LiveLinkTake:
     """Read a Live Link Face CSV (ours or the app's) with the project's one Live Link reader,
-    :func:`motion.datasets.parse_livelink_csv` (columns by name, case-insensitive; missing blendshape or
+    :func:`motion.livelink.parse_livelink_csv` (columns by name, case-insensitive; missing blendshape or
     angle columns read 0; weights clipped to [0, 1]).
 
     Args:
         path: the ``.csv`` file.
         fps: the take's frame rate when known; ``None`` reads it from the timecodes (see
-            :func:`motion.datasets.parse_livelink_csv`: a 30 fps file of ours reads 30, the app's 60 fps takes 60).
+            :func:`motion.livelink.parse_livelink_csv`: a 30 fps file of ours reads 30, the app's 60 fps takes 60).
     Returns:
         :class:`LiveLinkTake` ``(face [T, 52], head [T, 3], eyes [T, 6], fps, timecodes [T])``.
     Raises:

@@ -347,7 +347,7 @@ def livelink_angles_to_quat(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray
     left-handed frame with X mirrored (as Unity's), so ``yaw_ours = -yaw`` about +Y (positive = turn to the
     face's left), ``pitch_ours = +pitch`` about +X (positive = look down), ``roll_ours = -roll`` about +Z.
     Yaw and pitch signs were measured on a real capture's eye columns against its eyeLook* blendshapes
-    (:func:`motion.datasets.read_livelink_csv`); the roll sign follows from the same mirror and is not
+    (:func:`motion.livelink.read_livelink_csv`); the roll sign follows from the same mirror and is not
     verified against data. Composition: intrinsic Y, then X, then Z.
     """
     from scipy.spatial.transform import Rotation
@@ -374,7 +374,7 @@ def split_neck_head(head: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``head [T, 3]``: (yaw, pitch, roll) radians. The neck takes :data:`NECK_SHARE` of the rotation along
     its own axis (``R_neck = exp(NECK_SHARE * log R)``, the rotation vector scaled, i.e. slerp from identity;
     as :func:`motion.prepare` splits tracked heads) and the head the rest (``R_head = R_neck^-1 * R``), so
-    :func:`exporters.livelink_csv.head_eye_angles`, which composes the two, reads the same angles back
+    :func:`livelink_head_eye_angles`, which composes the two, reads the same angles back
     (a linear split of the Euler angles drifted up to 7 degrees at +-20 degree turns).
     """
     from scipy.spatial.transform import Rotation
@@ -402,6 +402,24 @@ def apply_livelink_head_eyes(rotations: np.ndarray, head: np.ndarray | None = No
         e = np.asarray(eyes, np.float64)
         rotations[:, JOINT_INDEX["left_eye_smplhf"]] = livelink_angles_to_quat(*e[:, 0:3].T)
         rotations[:, JOINT_INDEX["right_eye_smplhf"]] = livelink_angles_to_quat(*e[:, 3:6].T)
+
+
+def livelink_head_eye_angles(rotations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of :func:`apply_livelink_head_eyes`: ``rotations [T, 55, 4]`` (xyzw) -> ``(head [T, 3],
+    eyes [T, 6])`` float64 Live Link angles (radians; ``HeadYaw, HeadPitch, HeadRoll`` and ``LeftEyeYaw ..
+    RightEyeRoll``). The head angles are those of the neck and head joints composed (``R_neck * R_head``: the
+    head relative to the upper chest), the eye angles those of ``left_eye_smplhf``/``right_eye_smplhf``
+    (:func:`quat_to_livelink_angles`). Only those four joints are read, frame by frame in float64, so a slice
+    of frames gives the same numbers as the whole clip. The Live Link CSV exporter and UDP sender both call it.
+    """
+    from scipy.spatial.transform import Rotation
+
+    def joint(name):
+        return np.asarray(rotations[:, JOINT_INDEX[name]], np.float64)
+    head = Rotation.from_quat(joint("neck")) * Rotation.from_quat(joint("head"))
+    eyes = np.concatenate([quat_to_livelink_angles(joint("left_eye_smplhf")),
+                           quat_to_livelink_angles(joint("right_eye_smplhf"))], axis=1)
+    return quat_to_livelink_angles(head.as_quat()), eyes
 
 
 def quat_to_unreal(q: np.ndarray) -> np.ndarray:

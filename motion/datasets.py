@@ -27,7 +27,6 @@ Errors: a missing data folder or file raises :class:`FileNotFoundError`; a malfo
 """
 from __future__ import annotations
 
-import csv
 import os
 import re
 import warnings
@@ -37,9 +36,11 @@ from pathlib import Path
 import numpy as np
 
 from .clip import MotionClip
-from .conventions import (ARKIT_INDEX, apply_livelink_head_eyes, ARKIT_NAMES, HAND_JOINTS, JOINT_INDEX, NUM_ARKIT, NUM_JOINTS,
-                          arkit_upper_camel)
-from .errors import ClipError
+from .conventions import ARKIT_INDEX, ARKIT_NAMES, HAND_JOINTS, JOINT_INDEX, NUM_ARKIT, NUM_JOINTS
+# The Live Link Face reader moved to motion.livelink; these names stay importable from here.
+from .livelink import (LIVELINK_EYE_COLUMNS, LIVELINK_HEAD_COLUMNS, LIVELINK_STANDARD_RATES,  # noqa: F401
+                       LIVELINK_TIMECODE, LiveLinkCSV, apply_livelink_head_eyes, parse_livelink_csv,
+                       read_livelink_csv)
 from .rotations import axis_angle_to_quat
 
 FPS = 30.0
@@ -54,12 +55,6 @@ BEAT2_REAL_JOINTS: tuple[int, ...] = tuple(JOINT_INDEX[n] for n in (
     "spine1", "spine2", "spine3", "neck", "head", "left_collar", "right_collar",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
 )) + HAND_JOINTS
-
-
-#: Live Link Face CSV trailing columns (radians).
-LIVELINK_HEAD_COLUMNS = ("HeadYaw", "HeadPitch", "HeadRoll")
-LIVELINK_EYE_COLUMNS = ("LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll",
-                        "RightEyeYaw", "RightEyePitch", "RightEyeRoll")
 
 
 @dataclass
@@ -370,175 +365,8 @@ def load_beat2(root=None, lock_root: bool = True) -> list[TrainingClip]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Live Link Face CSV (NeuroSync)
+# Live Link Face CSV (NeuroSync); the reader and its conventions live in motion.livelink
 # --------------------------------------------------------------------------------------------------
-#: ``HH:MM:SS:FF.mmm`` (also ``;`` separators and ``HH:MM:SS:FF`` without sub-frame) of Live Link Face's
-#: ``Timecode`` column: ``FF`` the frame within the second at the nominal rate, ``mmm`` thousandths of a frame.
-LIVELINK_TIMECODE = re.compile(r"^(\d+)[:;](\d{1,2})[:;](\d{1,2})[:;.](\d+)(?:\.(\d+))?$")
-#: Frame rates a Live Link take is snapped to when its timecodes give one within 1 %.
-LIVELINK_STANDARD_RATES = (24, 25, 30, 48, 50, 60, 72, 90, 100, 120)
-
-
-@dataclass
-class LiveLinkCSV:
-    """Contents of a Live Link Face CSV (:func:`parse_livelink_csv`).
-
-    Attributes:
-        face: ``[T, 52]`` float32 ARKit weights in [0, 1], :data:`ARKIT_NAMES` order (missing columns 0).
-        head: ``[T, 3]`` float32 radians ``(HeadYaw, HeadPitch, HeadRoll)``.
-        eyes: ``[T, 6]`` float32 radians ``(LeftEyeYaw, LeftEyePitch, LeftEyeRoll, RightEyeYaw,
-            RightEyePitch, RightEyeRoll)``.
-        fps: frame rate (float), see :func:`parse_livelink_csv`.
-        present: ``[52]`` bool, ARKit channels found in the header.
-        timecodes: ``[T]`` the ``Timecode`` cells as written (``""`` when the file has no such column).
-        columns: the header's column names (stripped), in file order.
-    """
-
-    face: np.ndarray
-    head: np.ndarray
-    eyes: np.ndarray
-    fps: float
-    present: np.ndarray
-    timecodes: list[str]
-    columns: list[str]
-
-
-def parse_livelink_csv(path, *, fps: float | None = None) -> LiveLinkCSV:
-    """Read a Live Link Face CSV (the app's takes and :mod:`exporters.livelink_csv`'s): the project's one
-    Live Link reader (the training adapters, ``prepare``, style references and the CSV exporter's
-    ``read`` all call it).
-
-    Columns are matched **by name** (case-insensitive), which handles the app's swapped ``JawLeft/JawRight``
-    and ``MouthLeft/MouthRight`` positions; missing blendshape or angle columns read 0, extra columns are
-    ignored, blank lines skipped, weights clipped to [0, 1].
-
-    Args:
-        path: the ``.csv`` file.
-        fps: the take's frame rate when known. ``None`` reads it from the ``Timecode`` column: when ``FF``
-            rolls over within the take the nominal rate is the largest ``FF`` + 1 and the rate is the nominal
-            rate over the median step between rows (in frames), snapped to a standard rate
-            (:data:`LIVELINK_STANDARD_RATES`) within 1 % (so a 30 fps take reads 30 and a 60 fps take
-            with nominal 30 and ``.500`` sub-frames reads 60). A take shorter than a second falls back to a
-            ``<N>fps`` in the file name, else the smallest standard rate above the largest ``FF`` (60
-            without a Timecode column).
-    Returns:
-        :class:`LiveLinkCSV`.
-    Raises:
-        ClipError: missing/unreadable file, no ARKit columns, no frames, a row with the wrong number of
-            cells, a non-numeric or non-finite value, a malformed timecode, or a bad ``fps`` (the message
-            names the line or column).
-    """
-    path = Path(path)
-    if path.is_dir():
-        raise ClipError(f"{path}: is a folder, not a Live Link CSV file")
-    if not path.is_file():
-        raise ClipError(f"{path}: no such Live Link CSV file")
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise ClipError(f"{path}: not a readable CSV file ({e.__class__.__name__})") from None
-    if not rows:
-        raise ClipError(f"{path}: empty file")
-    header = [h.strip() for h in rows[0]]
-    col = {h.lower(): i for i, h in enumerate(header)}
-    body = []
-    for line, r in enumerate(rows[1:], start=2):
-        if not r or all(not c.strip() for c in r):
-            continue
-        if len(r) != len(header):
-            raise ClipError(f"{path}: line {line} has {len(r)} cells, the header has {len(header)}")
-        body.append(r)
-    face_cols = [col.get(arkit_upper_camel(n).lower()) for n in ARKIT_NAMES]
-    if all(c is None for c in face_cols):
-        raise ClipError(f"{path}: no ARKit blendshape columns (EyeBlinkLeft, ...) in the header")
-    if not body:
-        raise ClipError(f"{path}: no frames")
-    T = len(body)
-
-    def numbers(cols) -> np.ndarray:
-        out = np.zeros((T, len(cols)), np.float64)
-        for j, c in enumerate(cols):
-            if c is None:
-                continue
-            try:
-                out[:, j] = [float(r[c]) for r in body]
-            except ValueError:
-                bad = next(k for k, r in enumerate(body) if not _is_float(r[c]))
-                raise ClipError(f"{path}: non-numeric value {body[bad][c]!r} in column {header[c]} "
-                                f"(data row {bad + 1})") from None
-            if not np.isfinite(out[:, j]).all():
-                raise ClipError(f"{path}: non-finite value in column {header[c]}")
-        return out
-
-    face = np.clip(numbers(face_cols), 0.0, 1.0).astype(np.float32)
-    present = np.array([c is not None for c in face_cols])
-    head = numbers([col.get(n.lower()) for n in LIVELINK_HEAD_COLUMNS]).astype(np.float32)
-    eyes = numbers([col.get(n.lower()) for n in LIVELINK_EYE_COLUMNS]).astype(np.float32)
-    tc_col = col.get("timecode")
-    timecodes = [r[tc_col].strip() for r in body] if tc_col is not None else [""] * T
-    if fps is None:
-        fps = _livelink_fps(path, timecodes if tc_col is not None else None)
-    else:
-        try:
-            fps = float(fps)
-        except (TypeError, ValueError):
-            raise ClipError(f"fps must be a positive number, got {fps!r}") from None
-        if not np.isfinite(fps) or fps <= 0:
-            raise ClipError(f"fps must be a positive number, got {fps}")
-    return LiveLinkCSV(face, head, eyes, float(fps), present, timecodes, header)
-
-
-def _is_float(s: str) -> bool:
-    try:
-        float(s)
-        return True
-    except ValueError:
-        return False
-
-
-def _livelink_fps(path: Path, timecodes: list[str] | None) -> float:
-    """Frame rate of a take from its timecodes (see :func:`parse_livelink_csv`)."""
-    parts = []
-    for k, tc in enumerate(timecodes or []):
-        m = LIVELINK_TIMECODE.match(tc)
-        if not m:
-            raise ClipError(f"{path}: malformed timecode {tc!r} (data row {k + 1}); expected HH:MM:SS:FF.mmm")
-        sub = float("0." + m.group(5)) if m.group(5) else 0.0
-        parts.append((int(m.group(1)) * 3600 + int(m.group(2)) * 60 + int(m.group(3)), int(m.group(4)), sub))
-    if parts:
-        secs, ff, sub = (np.asarray(x, np.float64) for x in zip(*parts))
-        if len(ff) > 1 and (np.diff(ff) < 0).any():               # FF rolled over: the nominal rate is exact
-            nominal = float(ff.max() + 1)
-            steps = np.diff(secs * nominal + ff + sub)
-            steps = steps[steps > 0]
-            fps = nominal / float(np.median(steps)) if len(steps) else nominal
-            snap = next((r for r in LIVELINK_STANDARD_RATES if abs(fps / r - 1) < 0.01), None)
-            return float(snap) if snap is not None else round(fps, 3)
-    m = re.search(r"(\d+(?:\.\d+)?)\s*fps", path.name, re.IGNORECASE)
-    if m and float(m.group(1)) > 0:
-        return float(m.group(1))
-    if parts:
-        top = int(max(p[1] for p in parts))
-        return float(next((r for r in LIVELINK_STANDARD_RATES if r > top), top + 1))
-    return 60.0
-
-
-def read_livelink_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """``(face [T, 52], head [T, 3], eyes [T, 6], fps)`` of a Live Link Face CSV (:func:`parse_livelink_csv`).
-
-    Head and eye angles are radians as stored by Live Link (the NeuroSync eye columns span -0.31..0.29 and
-    track the eyeLook* shapes at ~0.6 rad per unit). Live Link's signs: yaw > 0 looks/turns to the face's
-    **right**, pitch > 0 looks **down** (measured on the eyes: r = -0.99 between LeftEyeYaw and looking to
-    the face's left, r = -0.97 between pitch and eyeLookUp - eyeLookDown).
-
-    Raises:
-        ClipError (a ``ValueError``): see :func:`parse_livelink_csv`.
-    """
-    d = parse_livelink_csv(path)
-    return d.face, d.head, d.eyes, d.fps
-
-
 def load_neurosync(root=None) -> list[TrainingClip]:
     """The NeuroSync Live Link Face capture (``neurosync_face_only/*.csv``), 60 -> 30 fps, no audio.
 

@@ -10,7 +10,7 @@ from exporters import livelink_csv as llc
 from motion import MotionClip
 from motion.conventions import ARKIT_INDEX, ARKIT_NAMES, JOINT_INDEX
 from motion.conventions import livelink_angles_to_quat, quat_to_livelink_angles
-from motion.datasets import read_livelink_csv
+from motion.livelink import read_livelink_csv
 from motion.errors import ChatAnyoneError
 from tests.conftest import DATA, needs_data
 from tests.exporters.test_glb import smooth_clip

@@ -129,7 +129,7 @@ def test_beat2_round_trip_and_masks(beat2):
 
 
 def test_neurosync_frames_and_columns_by_name(neurosync):
-    from motion.datasets import read_livelink_csv
+    from motion.livelink import read_livelink_csv
     tc, = neurosync
     assert tc.audio is None and tc.clip.fps == 30.0
     assert abs(tc.clip.num_frames - 1848 / 2) <= 1

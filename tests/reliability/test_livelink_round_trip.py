@@ -6,7 +6,7 @@ from scipy.spatial.transform import Rotation as R
 from exporters import livelink_csv as llc
 from motion import MotionClip
 from motion.conventions import JOINT_INDEX, apply_livelink_head_eyes
-from motion.datasets import parse_livelink_csv, read_livelink_csv
+from motion.livelink import parse_livelink_csv, read_livelink_csv
 
 NECK, HEAD = JOINT_INDEX["neck"], JOINT_INDEX["head"]
 
