@@ -22,7 +22,7 @@ from typing import Iterator
 
 import numpy as np
 
-from motion.audio import SAMPLE_RATE
+from motion.conventions import SAMPLE_RATE
 from motion.errors import ChatAnyoneError
 
 _HINT = "install the optional extra: pip install 'chatanyone-bridge[live]' (and the PortAudio library, Debian: libportaudio2)"

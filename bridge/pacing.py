@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable, Protocol, Sequence
 
 import numpy as np
 
+from motion.conventions import MODEL_FPS
 from motion.errors import ChatAnyoneError
 from motion.frames import MotionFrame
 
@@ -231,7 +232,7 @@ class Pacer:
         clock, sleep: injectable for tests (default :func:`time.perf_counter`, :func:`time.sleep`).
     """
 
-    def __init__(self, outputs: Sequence[Output], *, source_fps: float = 30.0, delay_s: float = 0.0,
+    def __init__(self, outputs: Sequence[Output], *, source_fps: float = MODEL_FPS, delay_s: float = 0.0,
                  max_late_s: float = DEFAULT_MAX_LATE_S, on_error: Callable[[str, str], None] | None = None,
                  clock: Callable[[], float] = time.perf_counter,
                  sleep: Callable[[float], None] = time.sleep):

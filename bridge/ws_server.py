@@ -62,6 +62,7 @@ from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from motion.conventions import MODEL_FPS
 from motion.errors import ChatAnyoneError
 from motion.frames import MotionFrame
 
@@ -163,7 +164,7 @@ class FrameBroadcaster:
         self.on_audio, self.on_audio_end = on_audio, on_audio_end
         self.process_request = process_request
         self.log = log
-        self._header = protocol.encode_header(fps if fps else 30.0)
+        self._header = protocol.encode_header(fps if fps else MODEL_FPS)
         self._clients: set[_Client] = set()
         self._ids = itertools.count(1)
         self._audio_owner: _Client | None = None

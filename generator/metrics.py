@@ -15,6 +15,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from motion.conventions import MODEL_FPS
+
 from .face_keypoints import EYE_CORNERS, MOUTH_CENTRE, create_face_landmarker
 
 
@@ -42,7 +44,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(m.mean())
 
 
-def mouth_opening(frames: Iterable[np.ndarray], fps: float = 30.0) -> np.ndarray:
+def mouth_opening(frames: Iterable[np.ndarray], fps: float = MODEL_FPS) -> np.ndarray:
     """Inner-lip gap / eye-corner distance per frame ``[T]`` float64 (NaN where no face is found)."""
     import mediapipe as mp
 
@@ -65,7 +67,7 @@ def mouth_opening(frames: Iterable[np.ndarray], fps: float = 30.0) -> np.ndarray
     return np.asarray(out, np.float64)
 
 
-def lip_sync_r(opening: np.ndarray, audio: np.ndarray, fps: float = 30.0, max_lag: int = 3) -> tuple[float, float, int]:
+def lip_sync_r(opening: np.ndarray, audio: np.ndarray, fps: float = MODEL_FPS, max_lag: int = 3) -> tuple[float, float, int]:
     """``(r at lag 0, best r, best lag in frames)`` of ``opening [T]`` against the log energy of ``audio``
     (16 kHz mono float32) at ``fps``; positive lag: the mouth is late."""
     from motion.evaluate import log_energy, pearson_best_lag

@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
+from motion.conventions import MODEL_FPS, SAMPLE_RATE
 from motion.errors import ChatAnyoneError
 
 ENGINES = ("warp", "neural")
 NEURAL_CHECKPOINT_DIR = Path(__file__).resolve().parent / "checkpoints"
-AUDIO_SAMPLE_RATE_IN = 16000  # motion.audio.SAMPLE_RATE
 
 
 class RenderError(ChatAnyoneError):
@@ -61,7 +61,7 @@ class RenderConfig:
 
     engine: str = "warp"
     size: tuple[int, int] = (512, 768)  # generator.driving.OUTPUT_SIZE
-    fps: float = 30.0
+    fps: float = MODEL_FPS
     crf: int = 18
     preset: str = "veryfast"
     audio_rate: int = 48000
@@ -147,7 +147,7 @@ def load_motion(motion_path: str | Path, *, audio_path: str | Path | None = None
             src = clip.meta.get("audio_source")
             if src and Path(src).is_file():
                 audio = load_audio(src)
-                off = int(round(float(clip.meta.get("audio_offset_s") or 0.0) * AUDIO_SAMPLE_RATE_IN))
+                off = int(round(float(clip.meta.get("audio_offset_s") or 0.0) * SAMPLE_RATE))
                 audio = audio[max(off, 0):]
         return clip, audio
     from motion.inference import MotionGenerator
@@ -157,7 +157,7 @@ def load_motion(motion_path: str | Path, *, audio_path: str | Path | None = None
     return clip, audio
 
 
-def driving_from_clip(clip, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+def driving_from_clip(clip, fps: float = MODEL_FPS) -> tuple[np.ndarray, np.ndarray]:
     """``(face [T, 52] float32, head [T, 3, 3] float64)`` at ``fps`` from a MotionClip (module docstring)."""
     from .driving import head_rotation_deltas
 
@@ -169,8 +169,8 @@ def driving_from_clip(clip, fps: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
 # --------------------------------------------------------------------------------------------------
 # Encoding
 # --------------------------------------------------------------------------------------------------
-def encode_mp4(frames: Iterable[np.ndarray], num_frames: int, path: str | Path, *, fps: float = 30.0,
-               audio: np.ndarray | None = None, audio_rate_in: int = AUDIO_SAMPLE_RATE_IN,
+def encode_mp4(frames: Iterable[np.ndarray], num_frames: int, path: str | Path, *, fps: float = MODEL_FPS,
+               audio: np.ndarray | None = None, audio_rate_in: int = SAMPLE_RATE,
                config: RenderConfig | None = None, progress: bool = False) -> None:
     """Encode ``[H, W, 3]`` uint8 RGB frames (H.264 yuv420p) and optional mono float audio (AAC) into an MP4
     at ``path`` (written in place: wrap it in :func:`motion.fileio.atomic_output`)."""
@@ -227,7 +227,7 @@ def warp_frames(portrait, face: np.ndarray, head: np.ndarray, keypoint_model=Non
         yield eng.render(drive, t)
 
 
-def neural_frames(portrait, clip, checkpoint: str | Path, fps: float = 30.0, device: str = "auto",
+def neural_frames(portrait, clip, checkpoint: str | Path, fps: float = MODEL_FPS, device: str = "auto",
                   keypoint_model=None) -> Iterator[np.ndarray]:
     """Frames ``[H, W, 3]`` uint8 of the neural engine for a MotionClip (face, head and hands)."""
     from .face_keypoints import FaceKeypointModel
@@ -264,14 +264,14 @@ def render(portrait_path: str | Path, motion_path: str | Path, out_path: str | P
     face, head = driving_from_clip(clip, cfg.fps)
     T = len(face)
     if audio is not None:
-        audio = audio[: int(round(T / cfg.fps * AUDIO_SAMPLE_RATE_IN))]
+        audio = audio[: int(round(T / cfg.fps * SAMPLE_RATE))]
     t0 = time.perf_counter()
     with atomic_output(out) as tmp:
         frames = (neural_frames(portrait, clip, ckpt, cfg.fps, cfg.device) if cfg.engine == "neural"
                   else warp_frames(portrait, face, head))
         encode_mp4(frames, T, tmp, fps=cfg.fps, audio=audio, config=cfg, progress=progress)
     secs = time.perf_counter() - t0
-    return RenderResult(out, T, cfg.fps, cfg.size, 0.0 if audio is None else len(audio) / AUDIO_SAMPLE_RATE_IN,
+    return RenderResult(out, T, cfg.fps, cfg.size, 0.0 if audio is None else len(audio) / SAMPLE_RATE,
                         cfg.engine, secs, portrait.crop)
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .conventions import MODEL_FPS
 from .errors import ChatAnyoneError
 
 __all__ = ["PhoneInterval", "AlignmentError", "force_align", "recognise_phones", "grid_transcript",
@@ -138,7 +139,7 @@ def recognise_phones(samples: np.ndarray, transcript: str | None = None) -> list
     return _intervals(phone_segments(samples))
 
 
-def phones_at_frames(phones: list[PhoneInterval], num_frames: int, fps: float = 30.0) -> list[str]:
+def phones_at_frames(phones: list[PhoneInterval], num_frames: int, fps: float = MODEL_FPS) -> list[str]:
     """The phone under each frame centre ``i / fps`` s (``SIL`` outside every interval), ``[num_frames]``."""
     out = ["SIL"] * num_frames
     for p in phones:

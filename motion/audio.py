@@ -12,11 +12,11 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .conventions import SAMPLE_RATE
 from .errors import AudioError
 
 __all__ = ["SAMPLE_RATE", "MIN_DURATION_S", "load_audio", "prepare_audio", "probe_audio"]
 
-SAMPLE_RATE = 16000
 """Sample rate (Hz) of every array this module returns and the feature extractor expects."""
 
 MIN_DURATION_S = 0.25

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .conventions import ARKIT_NAMES, NUM_ARKIT, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
+from .conventions import ARKIT_NAMES, MODEL_FPS, NUM_ARKIT, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS
 from .errors import ClipError
 from .fileio import atomic_output
 
@@ -97,7 +97,7 @@ class MotionClip:
         return self.num_frames / self.fps
 
     @classmethod
-    def rest(cls, num_frames: int, fps: float = 30.0, meta: dict | None = None) -> "MotionClip":
+    def rest(cls, num_frames: int, fps: float = MODEL_FPS, meta: dict | None = None) -> "MotionClip":
         """A neutral clip: zero face weights, identity rotations, zero translation."""
         rot = np.zeros((num_frames, NUM_JOINTS, 4), np.float32)
         rot[..., 3] = 1

@@ -22,6 +22,16 @@ from importlib import resources
 import numpy as np
 
 # --------------------------------------------------------------------------------------------------
+# Rates
+# --------------------------------------------------------------------------------------------------
+#: The model's frame rate (frames per second): every stage runs at it and every dataset adapter and
+#: ``prepare`` resample to it; senders and exporters may resample its output (DESIGN.md, "Frame rate").
+MODEL_FPS = 30.0
+#: Audio sample rate (Hz) of the model's input, the datasets' and ``prepare``'s audio and the bridge's PCM16
+#: chunks: mono float32 (or int16 on the wire) at 16 kHz.
+SAMPLE_RATE = 16000
+
+# --------------------------------------------------------------------------------------------------
 # Face: ARKit-52, Live Link order
 # --------------------------------------------------------------------------------------------------
 ARKIT_NAMES: tuple[str, ...] = (

@@ -36,15 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from .clip import MotionClip
-from .conventions import ARKIT_INDEX, ARKIT_NAMES, HAND_JOINTS, JOINT_INDEX, NUM_ARKIT, NUM_JOINTS
+from .conventions import (ARKIT_INDEX, ARKIT_NAMES, HAND_JOINTS, JOINT_INDEX, MODEL_FPS, NUM_ARKIT, NUM_JOINTS,
+                          SAMPLE_RATE)
 # The Live Link Face reader moved to motion.livelink; these names stay importable from here.
 from .livelink import (LIVELINK_EYE_COLUMNS, LIVELINK_HEAD_COLUMNS, LIVELINK_STANDARD_RATES,  # noqa: F401
                        LIVELINK_TIMECODE, LiveLinkCSV, apply_livelink_head_eyes, parse_livelink_csv,
                        read_livelink_csv)
 from .rotations import axis_angle_to_quat
 
-FPS = 30.0
-SAMPLE_RATE = 16000
+FPS = MODEL_FPS
 
 LICENCE_FACEGOOD = "MIT (FACEGOOD)"
 LICENCE_BEAT2 = "CC BY-NC 4.0 (BEAT2)"

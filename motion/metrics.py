@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import argrelextrema
 
-from .conventions import JOINT_INDEX, SMPLX_PARENTS, rest_offsets
+from .conventions import JOINT_INDEX, SAMPLE_RATE, SMPLX_PARENTS, rest_offsets
 from .rotations import forward_kinematics
 
 #: Joints whose positions the body metrics use: arms and hands (the gesture joints). SMPL-X names.
@@ -47,7 +47,7 @@ def motion_beats(positions: np.ndarray, fps: float) -> np.ndarray:
     return (np.asarray(keep, float) + 0.5) / fps
 
 
-def audio_onsets(audio: np.ndarray, sr: int = 16000) -> np.ndarray:
+def audio_onsets(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     """Onset times (s) of 16 kHz mono ``audio`` (``librosa.onset.onset_detect``, 10 ms hop)."""
     import librosa
     return librosa.onset.onset_detect(y=np.asarray(audio, np.float32), sr=sr, hop_length=160, units="time")

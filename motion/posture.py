@@ -38,7 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from .conventions import JOINT_INDEX, SMPLX_PARENTS, rest_offsets
+from .conventions import JOINT_INDEX, MODEL_FPS, SAMPLE_RATE, SMPLX_PARENTS, rest_offsets
 from .rotations import forward_kinematics
 
 #: The BEAT2 capture's mean pelvis orientation (global orientation), axis-angle radians in our axes: the
@@ -201,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     def run(span):
         cap, out = [], []
         for take, s, e in span:
-            audio = load_audio(d / f"{take}.wav")[int(round(s / 30 * 16000)):int(round(e / 30 * 16000))]
-            T = int(round(len(audio) / 16000 * 30))
+            audio = load_audio(d / f"{take}.wav")[int(round(s / MODEL_FPS * SAMPLE_RATE)):int(round(e / MODEL_FPS * SAMPLE_RATE))]
+            T = int(round(len(audio) / SAMPLE_RATE * MODEL_FPS))
             cap.append(takes[take][s:s + T])
             for seed in range(a.seeds):
                 out.append(gen.generate(audio, seed=seed).rotations)

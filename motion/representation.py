@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .clip import MotionClip
-from .conventions import ARKIT_MOUTH, BODY_STAGE_JOINTS, HEAD_JOINTS, NUM_ARKIT, NUM_JOINTS
+from .conventions import ARKIT_MOUTH, BODY_STAGE_JOINTS, HEAD_JOINTS, MODEL_FPS, NUM_ARKIT, NUM_JOINTS
 from .rotations import quat_to_6d, sixd_to_quat
 
 FACE_MOUTH_DIM = len(ARKIT_MOUTH)
@@ -44,7 +44,7 @@ def body_vector_mask(joint_mask: np.ndarray) -> np.ndarray:
     return np.repeat(np.asarray(joint_mask, bool)[..., _BODY], 6, axis=-1)
 
 
-def assemble(face_vec: np.ndarray, body_vec: np.ndarray, fps: float = 30.0,
+def assemble(face_vec: np.ndarray, body_vec: np.ndarray, fps: float = MODEL_FPS,
              face: np.ndarray | None = None, rotations: np.ndarray | None = None,
              meta: dict | None = None) -> MotionClip:
     """Stage vectors -> ``MotionClip``, writing into optional base ``face [T,52]``/``rotations [T,55,4]``.
