@@ -233,6 +233,7 @@ class StreamOptions:
     style: str | None = None
     style_reference: str | None = None  # path: MotionClip .npz or Live Link Face .csv
     checkpoint: str | None = None
+    mouth_scale: bool = True            # iPhone ARKit scale (motion.face_scale); False: the model's own
     delay: float | None = None          # None: default_delay
     device: str | None = None           # sounddevice device for --play / --mic
     max_utterances: int | None = None   # --ws-audio: stop after this many (tests); None: until Ctrl-C
@@ -357,7 +358,7 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
         mic = MicSource(device=opts.device)
     if clip is None and generator is None:
         from motion.inference import MotionGenerator
-        generator = MotionGenerator(opts.checkpoint)
+        generator = MotionGenerator(opts.checkpoint, mouth_scale=opts.mouth_scale)
     live = opts.mic or opts.ws_audio
     delay = opts.delay if opts.delay is not None else default_delay(live, generator)
     utterances = AudioInbox(opts.max_audio_ahead_s)

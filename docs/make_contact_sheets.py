@@ -82,6 +82,11 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=REPO / "runs" / "contact_sheets")
     ap.add_argument("--shapes-only", action="store_true", help="only the 52-shape sheet")
     ap.add_argument("--speech-only", action="store_true", help="only the speech sheet (after a new checkpoint)")
+    ap.add_argument("--checkpoint", default=None, help="model for the speech sheet (default: the shipped one)")
+    ap.add_argument("--mouth-scale", choices=("iphone", "native"), default="iphone",
+                    help="chatanyone animate --mouth-scale for the speech sheet (default iphone, as users get it)")
+    ap.add_argument("--speech-sheet", type=Path, default=REPO / "docs" / "head_speech.jpg",
+                    help="where the speech sheet goes (default docs/head_speech.jpg)")
     args = ap.parse_args()
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
@@ -99,8 +104,12 @@ def main() -> int:
     # 2. the sample speech: vowels open, /m/ closed
     out = work / "speech"
     out.mkdir(exist_ok=True)
+    for old in glob.glob(str(out / "*")):
+        if os.path.isfile(old):
+            os.remove(old)
     subprocess.run(["chatanyone", "animate", str(SAMPLE), "-o", str(out), "--formats", "npz,glb", "-q",
-                    "--transcript", TRANSCRIPT], check=True)
+                    "--transcript", TRANSCRIPT, "--mouth-scale", args.mouth_scale]
+                   + (["--checkpoint", args.checkpoint] if args.checkpoint else []), check=True)
     clip = MotionClip.load(next(Path(p) for p in glob.glob(str(out / "*.npz"))))
     speech_glb = next(Path(p) for p in glob.glob(str(out / "*.glb")))
     samples, sr = sf.read(SAMPLE, dtype="float32")
@@ -121,7 +130,7 @@ def main() -> int:
                  f"mouthClose {clip.face[f, ARKIT_INDEX['mouthClose']]:.2f}\ninner lips {gap[f]:.1f} mm apart")
         print(label)
         tiles.append((out / "frames" / f"frame_{f:04d}.png", label))
-    sheet(tiles, 4, int(args.size * 1.25), REPO / "docs" / "head_speech.jpg")
+    sheet(tiles, 4, int(args.size * 1.25), args.speech_sheet)
     return 0
 
 

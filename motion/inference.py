@@ -21,7 +21,7 @@ from .audio import SAMPLE_RATE, load_audio
 from .checkpoint import StageModels, load_models
 from .clip import MotionClip
 from .conventions import ARKIT_MOUTH, BODY_STAGE_JOINTS, EYE_JOINTS, HEAD_JOINTS
-from .errors import AudioError, ChatAnyoneError
+from .errors import AudioError, ChatAnyoneError, CheckpointError
 from .face_idle import IDLE_MASK, FaceIdleModel
 from .posture import upright
 from .features import extract_features
@@ -494,11 +494,15 @@ class MotionGenerator:
     Args:
         checkpoint: path of a ``.safetensors`` checkpoint (default: the shipped one).
         idle: the stochastic blink/brow/gaze model (default: the shipped fit, see :mod:`motion.face_idle`).
+        mouth_scale: map the mouth to iPhone ARKit scale with the checkpoint's fit (:mod:`motion.face_scale`,
+            checkpoints >= 0.5.1; older ones have none and keep their scale); ``False``: the model's own scale
+            (that of its training capture), as the lip-sync evaluation against capture uses.
     Raises:
-        CheckpointError: missing or mismatched checkpoint.
+        CheckpointError: missing or mismatched checkpoint, or an invalid ``sampling.mouth_scale``.
     """
 
-    def __init__(self, checkpoint: str | os.PathLike | None = None, idle: FaceIdleModel | None = None):
+    def __init__(self, checkpoint: str | os.PathLike | None = None, idle: FaceIdleModel | None = None,
+                 mouth_scale: bool = True):
         # OMP_NUM_THREADS, when set, is honoured (as train does): on a busy machine two threads that wait
         # for each other make each small op milliseconds slower (the streaming tests: ~6x)
         torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS") or min(4, os.cpu_count() or 1))))
@@ -520,6 +524,17 @@ class MotionGenerator:
         #: model-input layout per stage (:meth:`motion.features.AudioFeatures.stack`) and the default phone
         #: source; checkpoints before 0.5.0 have none: the fixed layout, no phones unless asked for
         self.feature_layouts = _FIXED_LAYOUTS | dict(info.get("features", {}))
+        #: the mouth's map to iPhone ARKit scale (:class:`motion.face_scale.MouthScale`); ``None``: none
+        self.mouth_scale = None
+        ms = info.get("sampling", {}).get("mouth_scale")
+        if ms is not None:
+            from .face_scale import MouthScale
+            try:
+                scale = MouthScale.from_info(ms)
+            except (ValueError, KeyError, TypeError) as e:
+                raise CheckpointError(f"{checkpoint or 'default checkpoint'}: sampling.mouth_scale is invalid "
+                                      f"({e})") from None
+            self.mouth_scale = scale if mouth_scale else None
 
     def phone_source(self, phones: bool | None) -> str:
         """The phone source for ``generate(phones=...)``: ``None`` -> the checkpoint's own source (or
@@ -799,7 +814,8 @@ class MotionGenerator:
         :func:`motion.train.fit_body_gain`; fitted for the offline sampler, the streaming API turns it off),
         de-normalises both stage vectors, fills the channels the model
         does not make (blinks, brows, gaze, squint, cheeks, nose) from ``idle_face`` ``[T, 52]`` and
-        ``eye_rotations`` ``[T, 2, 4]`` (a :class:`FaceIdleModel` sample), then applies ``intensity`` and
+        ``eye_rotations`` ``[T, 2, 4]`` (a :class:`FaceIdleModel` sample), maps the mouth to iPhone ARKit
+        scale (:attr:`mouth_scale`), then applies ``intensity`` and
         the captured standing posture (:func:`motion.posture.upright`: a constant pelvis rotation, legs kept).
         Frame-local, so the streaming API can use it chunk by chunk.
         """
@@ -815,6 +831,9 @@ class MotionGenerator:
         fill = IDLE_MASK.copy()
         fill[list(ARKIT_MOUTH)] = False
         face[:, fill] = idle_face[:, fill]
+        if self.mouth_scale is not None:  # iPhone ARKit scale (motion.face_scale), before --expression
+            mouth = list(ARKIT_MOUTH)
+            face[:, mouth] = self.mouth_scale.apply(face[:, mouth])
         rot = clip.rotations.copy()
         rot[:, list(EYE_JOINTS)] = eye_rotations
         face, rot = _apply_intensity(face, rot, intensity, self.reference_pose)

@@ -130,6 +130,9 @@ class TrainConfig:
     #: sampling stored in the checkpoint: the mouth channels are the face stage's first-step x0 prediction
     #: (its estimate of E[mouth | audio]; motion.diffusion.sample's mean_channels), head motion the full DDIM
     face_mouth_from_first_step: bool = False
+    #: after training, fit the mouth's map to iPhone ARKit scale (motion.face_scale) on the model's output on
+    #: its training audio and store it in the checkpoint (sampling.mouth_scale)
+    mouth_scale: bool = False
     # the body data's face condition sampled as inference samples the face (steps, guidance, rescale,
     # smoothing) instead of one-pass unguided DDIM at inference_steps
     body_cond_like_inference: bool = False
@@ -656,6 +659,8 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
     path = save_models(models, out / "model.safetensors")
     if cfg.body_variance_compensation and not cfg.body_from:
         path = add_body_gain(path, train_clips, progress)
+    if cfg.mouth_scale:
+        path = add_mouth_scale(path, train_clips, progress)
     (out / "train_log.json").write_text(json.dumps({"info": load_models(path).info, "log": log}, indent=1))
     return path
 
@@ -674,6 +679,32 @@ def add_body_gain(path: str | os.PathLike, train_clips: list[TrainingClip], prog
     return save_models(models, path)
 
 
+def add_mouth_scale(path: str | os.PathLike, train_clips: list[TrainingClip], progress: bool = True,
+                    version: str | None = None) -> Path:
+    """Fit :func:`motion.face_scale.fit_mouth_scale` for the checkpoint at ``path`` on its output (its own
+    scale, seed 0) for the training clips' audio, and rewrite it with ``sampling.mouth_scale`` (atomically);
+    ``version``: a new version string.
+
+    Raises:
+        ValueError: no training clip has audio.
+        FileNotFoundError: the iPhone captures are missing (``../shared/data``).
+    """
+    from .face_scale import fit_mouth_scale
+    gen = MotionGenerator(path, mouth_scale=False)
+    use = [c for c in train_clips if c.audio is not None]
+    if not use:
+        raise ValueError("no training clip with audio to fit the mouth scale on")
+    faces = [gen.generate(c.audio, seed=0).face for c in tqdm(use, desc="mouth scale", disable=not progress)]
+    scale = fit_mouth_scale(faces)
+    models = load_models(path)
+    if version:
+        models.info["version"] = version
+        models.info.get("training", {}).get("config", {})["version"] = version
+    models.info.setdefault("sampling", {})["mouth_scale"] = scale.to_info()
+    models.info["sampling"]["mouth_scale"]["stats"]["train_clips"] = len(use)
+    return save_models(models, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="chatanyone train", description=__doc__.splitlines()[0])
     ap.add_argument("config", help="TOML config (see configs/default.toml)")
@@ -683,6 +714,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--body-gain-only", action="store_true",
                     help="do not train: re-fit the body variance compensation of the checkpoint already in "
                          "out_dir on the config's training clips")
+    ap.add_argument("--mouth-scale-only", action="store_true",
+                    help="do not train: fit the iPhone ARKit mouth scale (motion.face_scale) of the checkpoint "
+                         "already in out_dir on the config's training clips")
     ap.add_argument("--nproc", type=int, default=1,
                     help="train with DDP in N local processes (gloo on CPU, NCCL with one GPU each); under "
                          "torchrun leave it out (see README, Scaling out)")
@@ -700,6 +734,11 @@ def main(argv: list[str] | None = None) -> int:
             if not existing.is_file():
                 raise FileNotFoundError(f"no checkpoint to re-fit at {existing}")
             path = add_body_gain(existing, split_holdout(load_clips(cfg), cfg)[0], version=cfg.version)
+        elif a.mouth_scale_only:
+            existing = Path(cfg.out_dir) / "model.safetensors"
+            if not existing.is_file():
+                raise FileNotFoundError(f"no checkpoint to fit at {existing}")
+            path = add_mouth_scale(existing, split_holdout(load_clips(cfg), cfg)[0], version=cfg.version)
         elif a.nproc > 1 or ddp.launched_by_torchrun():
             path = ddp.train_distributed(cfg, a.nproc)
             if path is None:  # a torchrun rank other than 0: rank 0 writes and reports

@@ -67,6 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="random seed, 0..2^64-1 (default 0)")
     parser.add_argument("--fps", type=float, default=30.0, help="output frame rate, 1..240 (default 30, the model's rate)")
     parser.add_argument("--expression", type=float, default=1.0, help="face intensity factor, 0..2 (default 1)")
+    parser.add_argument("--mouth-scale", choices=("iphone", "native"), default="iphone",
+                        help="mouth weights in iPhone ARKit scale as Live Link Face records them (default; what "
+                             "MetaHuman and perfect-sync rigs expect) or the model's native scale (its training "
+                             "capture's: a wider jawOpen, less lower-lip motion); see motion.face_scale")
     parser.add_argument("--head", type=float, default=1.0, help="head motion intensity factor, 0..2 (default 1)")
     parser.add_argument("--gesture", type=float, default=1.0, help="gesture amplitude factor, 0..2 (default 1)")
     parser.add_argument("--style", default=None, help="style preset (a training dataset name, e.g. beat2)")
@@ -116,7 +120,7 @@ def run(a: argparse.Namespace) -> int:
     phases = _Phases(["loading model", "generating motion", "writing files"],
                      enabled=not a.quiet and duration_s > PROGRESS_MIN_AUDIO_S)
     try:
-        gen = MotionGenerator(a.checkpoint)
+        gen = MotionGenerator(a.checkpoint, mouth_scale=a.mouth_scale == "iphone")
         phases.next()
         clip = gen.animate_file(audio, seed=a.seed, fps=a.fps, intensity=intensity, style=a.style,
                                 style_reference=reference, steps=a.steps, transcript=a.transcript,

@@ -35,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style-reference", default=None, metavar="CLIP",
                         help="take the manner of motion from this clip: a MotionClip .npz or a Live Link Face .csv")
     parser.add_argument("--checkpoint", default=None, help="model .safetensors (default: shipped)")
+    parser.add_argument("--mouth-scale", choices=("iphone", "native"), default="iphone",
+                        help="mouth weights in iPhone ARKit scale (default) or the model's native scale")
     parser.add_argument("-q", "--quiet", action="store_true", help="no status lines or summary")
 
 
@@ -44,7 +46,7 @@ def run(a: argparse.Namespace) -> int:
     opts = StreamOptions(
         input=a.input, mic=a.mic, ws_audio=a.ws_audio, vmc=a.vmc, livelink=a.livelink, ws=a.ws, host=a.host,
         token=a.token, play=a.play, fps=a.fps, blendshapes=a.blendshapes, subject=a.subject, seed=a.seed,
-        style=a.style, style_reference=a.style_reference, checkpoint=a.checkpoint, delay=a.delay,
+        style=a.style, style_reference=a.style_reference, checkpoint=a.checkpoint, mouth_scale=a.mouth_scale == "iphone", delay=a.delay,
         device=a.device)
     result = run_stream(opts, log=(lambda m: None) if a.quiet else None)
     if not a.quiet:
