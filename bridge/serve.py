@@ -7,7 +7,8 @@ What runs:
 
       /  /index.html  /viewer.js  /THIRD_PARTY_LICENSES.txt   the bundled viewer (bridge/viewer/dist/)
       /config.json     the page's configuration (below)
-      /avatar.vrm      the avatar: exporters.vrm_avatar's procedural VRM 1.0 (built in memory once), or --avatar
+      /avatar.vrm      the avatar: --avatar, else the one the caller builds (``default_avatar``; ``chatanyone
+                       serve`` passes exporters.vrm_avatar's procedural VRM 1.0, built in memory once)
       /audio           the clip's audio, when there is one
 
   Connections are bounded: at most :data:`MAX_HTTP_CONNECTIONS` at once (more are closed at once), each
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from motion.errors import ChatAnyoneError
@@ -413,19 +414,20 @@ def load_source(path: str | None, *, audio: str | None = None, seed: int = 0, qu
         raise
 
 
-def avatar_bytes(path: str | None) -> bytes:
-    """The avatar to serve: the file at ``path`` (a .vrm or .glb), or the procedural VRM 1.0 avatar."""
-    if path:
-        p = Path(path)
-        try:
-            data = p.read_bytes()
-        except OSError as e:
-            raise ServeError(f"cannot read avatar {p}: {e.strerror or e}") from None
-        if data[:4] != b"glTF":
-            raise ServeError(f"avatar {p} is not a binary glTF (.vrm or .glb) file")
-        return data
-    from exporters.vrm_avatar import vrm_avatar_bytes
-    return vrm_avatar_bytes()
+def avatar_bytes(path: str) -> bytes:
+    """The bytes of the user's avatar file ``path`` (a .vrm or .glb).
+
+    Raises:
+        ServeError: the file cannot be read or is not a binary glTF.
+    """
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise ServeError(f"cannot read avatar {p}: {e.strerror or e}") from None
+    if data[:4] != b"glTF":
+        raise ServeError(f"avatar {p} is not a binary glTF (.vrm or .glb) file")
+    return data
 
 
 def page_config(ws_port: int, audio: bool, audio_offset_s: float) -> dict:
@@ -444,11 +446,18 @@ def page_config(ws_port: int, audio: bool, audio_offset_s: float) -> dict:
 # --------------------------------------------------------------------------------------------------
 def serve(source: Source, *, host: str = DEFAULT_HOST, http_port: int = DEFAULT_HTTP_PORT,
           ws_port: int = DEFAULT_WS_PORT, token: str | None = None, avatar: str | None = None,
-          open_browser: bool = False, loops: int | None = None, quiet: bool = False) -> int:
+          default_avatar: Callable[[], bytes] | None = None, open_browser: bool = False, loops: int | None = None,
+          quiet: bool = False) -> int:
     """Serve the viewer and stream ``source`` until Ctrl-C (or ``loops`` plays of the clip).
 
+    Args:
+        avatar: a ``.vrm``/``.glb`` file to serve at ``/avatar.vrm``.
+        default_avatar: without ``avatar``, called once after the ports are bound for the avatar's bytes
+            (``chatanyone serve`` passes the procedural VRM 1.0 avatar's builder; the bridge does not import
+            the exporters).
     Raises:
-        ServeError: a non-loopback ``host`` without ``token``, a port in use, the viewer bundle missing.
+        ServeError: a non-loopback ``host`` without ``token``, neither ``avatar`` nor ``default_avatar``, a
+            port in use, the viewer bundle missing.
     """
     from bridge.pacing import Pacer
     from bridge.ws_server import FrameBroadcaster
@@ -458,6 +467,8 @@ def serve(source: Source, *, host: str = DEFAULT_HOST, http_port: int = DEFAULT_
         raise ServeError(f"--host {host} does not resolve to loopback addresses only: give a --token that "
                          "viewers must present")
     check_dist()
+    if not avatar and default_avatar is None:
+        raise ServeError("no avatar to serve: give --avatar FILE.vrm")
     user_avatar = avatar_bytes(avatar) if avatar else None
     ws = FrameBroadcaster(host, ws_port, token=token, fps=source.clip.fps).start()
     http = None
@@ -466,7 +477,7 @@ def serve(source: Source, *, host: str = DEFAULT_HOST, http_port: int = DEFAULT_
                            page_config(ws.port, source.audio is not None, source.audio_offset_s), token)
         http = ViewerHTTPServer(site, host, http_port)   # binds: a busy port fails before the avatar is built
         if user_avatar is None:
-            site.avatar = avatar_bytes(None)
+            site.avatar = default_avatar()
         http.start()
     except BaseException:
         if http is not None:
@@ -524,8 +535,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     return p
 
 
-def run(a: argparse.Namespace) -> int:
-    """Run ``chatanyone serve`` from parsed arguments (:func:`build_parser`)."""
+def run(a: argparse.Namespace, *, default_avatar: Callable[[], bytes] | None = None) -> int:
+    """Run ``chatanyone serve`` from parsed arguments (:func:`build_parser`); ``default_avatar`` builds the
+    avatar served without ``--avatar`` (:func:`serve`)."""
     for name in ("port", "ws_port"):
         v = getattr(a, name)
         if not 0 <= v <= 65535:
@@ -534,17 +546,4 @@ def run(a: argparse.Namespace) -> int:
         raise ServeError(f"--loops must be at least 1, got {a.loops}")
     source = load_source(a.source, audio=a.audio, seed=a.seed, quiet=a.quiet)
     return serve(source, host=a.host, http_port=a.port, ws_port=a.ws_port, token=a.token, avatar=a.avatar,
-                 open_browser=a.open, loops=a.loops, quiet=a.quiet)
-
-
-def main(argv: list[str] | None = None) -> int:
-    a = build_parser().parse_args(argv)
-    try:
-        return run(a)
-    except ChatAnyoneError as e:
-        print(f"chatanyone: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+                 default_avatar=default_avatar, open_browser=a.open, loops=a.loops, quiet=a.quiet)
