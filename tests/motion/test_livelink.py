@@ -130,3 +130,17 @@ def test_udp_values_are_the_csv_angles():
     for k in range(20):
         assert np.array_equal(head_eye_values(rot[k]), np.concatenate([h[k], e[k]]))
     assert np.abs(h - head).max() < 2e-6 and np.abs(e - eyes).max() < 2e-6
+
+
+def test_our_30_fps_csv_as_a_style_reference_plays_at_30_fps(tmp_path):
+    """The style-reference reader (motion.inference) takes the rate from the timecodes (a 30 fps CSV read as
+    60 played at double speed) and puts the head into neck and head exactly."""
+    from motion.inference import load_style_reference
+    face, head, eyes = turned_take(90, 30.0, seed=5)
+    rot = MotionClip.rest(90).rotations
+    livelink.apply_livelink_head_eyes(rot, head, eyes)
+    path = llc.write(MotionClip(30.0, face, rot), tmp_path / "reference.csv")
+    ref = load_style_reference(path)
+    assert ref.fps == 30.0 and ref.num_frames == 90
+    h, _ = livelink.livelink_head_eye_angles(ref.rotations)
+    assert np.abs(h - head).max() < 2e-6 and R.from_quat(ref.rotations[:, NECK]).magnitude().max() > np.radians(10)
