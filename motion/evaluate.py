@@ -248,6 +248,9 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
     from .train import TrainConfig, load_clips, split_holdout
 
     gen = MotionGenerator(checkpoint)
+    # every comparison with capture is made in the model's own scale (that of its training capture; the
+    # calibrated lip error and r do not depend on a per-channel gain); the iPhone scale has its own section
+    iphone_scale, gen.mouth_scale = gen.mouth_scale, None
     tcfg = TrainConfig.from_toml(config) if config else TrainConfig(**gen.models.info["training"]["config"])
     train_clips, held = ([], []) if lipsync_only else split_holdout(load_clips(tcfg), tcfg)
     rng = np.random.default_rng(seed)
@@ -263,6 +266,7 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
     out.mkdir(parents=True, exist_ok=True)
     ls_lines, ls_pngs = (lipsync_section(gen, out, config=config, data=data, baseline_checkpoint=baseline_checkpoint,
                                          seed=seed, streaming=streaming) if lipsync else ([], []))
+    ls_lines += mouth_scale_section(gen, iphone_scale, items, seed)
     if lipsync_only:
         text = "\n".join(["# Evaluation report (lip sync only)", "", f"checkpoint: {checkpoint or 'shipped default'} "
                           f"(version {gen.version}); seed {seed}", "", *ls_lines]
@@ -415,6 +419,48 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
     text = "\n".join(report)
     (out / "report.md").write_text(text)
     return text
+
+
+def mouth_scale_section(gen, scale, items: list, seed: int) -> list[str]:
+    """Markdown lines: the mouth's scale against real iPhone capture (:mod:`motion.face_scale`).
+
+    For the held-out speech ``items`` (``(name, audio, held-out clip or None)``), the model's own scale and
+    its iPhone scale (``scale``, the checkpoint's :class:`~motion.face_scale.MouthScale`; ``None``: the
+    checkpoint has none) are compared with the dynamic range (5-95 %) of the iPhone speaking takes per channel
+    (log2 ratio: 0 = the iPhone's, +1 = twice as wide), and the largest jawOpen in pauses is given in both
+    scales. The iPhone takes have no audio: this compares distributions, not frames. Empty when the iPhone
+    captures are not in the data folder.
+    """
+    from .face_scale import LATERAL, iphone_ranges, scale_error
+    try:
+        iphone_ranges()
+    except (FileNotFoundError, ValueError):
+        return []
+    jaw_i = ARKIT_INDEX["jawOpen"]
+    mouth = list(ARKIT_MOUTH)
+    native, scaled, pauses_n, pauses_s = [], [], [], []
+    for _name, audio, _h in items:
+        f = gen.generate(audio, seed=seed).face
+        e = log_energy(audio, len(f))
+        native.append(f)
+        pauses_n.append(max_jaw_in_silence(f[:, jaw_i], e)[0])
+        if scale is not None:
+            g = f.copy()
+            g[:, mouth] = scale.apply(f[:, mouth])
+            scaled.append(g)
+            pauses_s.append(max_jaw_in_silence(g[:, jaw_i], e)[0])
+    rows = [("model, its own scale (--mouth-scale native)", scale_error(native), pauses_n)]
+    if scale is not None:
+        rows.append(("model, iPhone scale (the default)", scale_error(scaled), pauses_s))
+    chans = [k for k in rows[0][1] if k != "median_octaves"]
+    table = [[label, *[err[k] for k in chans], err["median_octaves"],
+              ", ".join(f"{p:.3f}" for p in pz)] for label, err, pz in rows]
+    return ["## Mouth scale against real iPhone capture (distributions; the takes have no audio)", "",
+            f"Per channel: log2 of the model's 5-95 % range on held-out speech ({', '.join(n for n, _, _ in items)}) "
+            "over the median range of the seven iPhone Live Link speaking takes (motion.face_scale: 0 = the "
+            f"iPhone's, +1 = twice as wide; lateral channels {', '.join(LATERAL)} and channels the iPhone barely "
+            "moves left out; left/right averaged). The map moves each channel at most one octave.", "",
+            _fmt_table(["face", *chans, "median |octaves|", "largest jawOpen in pauses (per clip)"], table), ""]
 
 
 #: Table 4 protocol split: the first REFERENCE_SHARE of a held-out clip is the style reference, the rest

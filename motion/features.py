@@ -313,19 +313,46 @@ def phone_segments(samples: np.ndarray, transcript: str | None = None) -> list[t
     piece, step = int(ALLPHONE_PIECE_S * SAMPLE_RATE), int((ALLPHONE_PIECE_S - ALLPHONE_OVERLAP_S) * SAMPLE_RATE)
     if n <= piece:
         return _allphone(pcm, 0)
-    out: list[tuple[str, int, int]] = []
-    half = int(ALLPHONE_OVERLAP_S * 100 / 2)
+    spans = []
     for a in range(0, n, step):
         b = min(n, a + piece)
+        spans.append((a, b))
+        if b == n:
+            break
+    decoded = _decode_pieces([(pcm[2 * a:2 * b], a // HOP_100HZ) for a, b in spans])
+    out: list[tuple[str, int, int]] = []
+    half = int(ALLPHONE_OVERLAP_S * 100 / 2)
+    for (a, b), segs in zip(spans, decoded):
         first, last = a == 0, b == n
         lo = a // HOP_100HZ + (0 if first else half)           # keep the phones whose middle falls here
         hi = b // HOP_100HZ - (0 if last else half)
-        for name, s0, s1 in _allphone(pcm[2 * a:2 * b], a // HOP_100HZ):
+        for name, s0, s1 in segs:
             if lo <= (s0 + s1) // 2 < hi or (last and (s0 + s1) // 2 >= hi):
                 out.append((name, s0, s1))
-        if last:
-            break
     return out
+
+
+def allphone_workers() -> int:
+    """Processes that decode the all-phone pieces of long audio at once: ``OMP_NUM_THREADS`` when set (the
+    CPU budget the user gave torch, as :class:`motion.inference.MotionGenerator` reads it), else the CPU count;
+    at most 4. pocketsphinx holds the GIL while it decodes, so threads would not run side by side."""
+    n = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
+    return max(1, min(4, n))
+
+
+def _decode_pieces(pieces: list[tuple[bytes, int]]) -> list[list[tuple[str, int, int]]]:
+    """All-phone decoding of ``(pcm, offset)`` pieces, in order: side by side in forked worker processes
+    (:func:`allphone_workers`; each piece gets a fresh decoder either way, so the result is the same as one
+    after the other), or here when there is one worker, one piece, or no ``fork`` (not Linux/macOS)."""
+    import multiprocessing as mp
+    workers = min(allphone_workers(), len(pieces))
+    if workers < 2 or "fork" not in mp.get_all_start_methods():
+        return [_allphone(p, o) for p, o in pieces]
+    from concurrent.futures import ProcessPoolExecutor
+    # fork: the child has the model files and this module already loaded (no imports, ~10 ms to start);
+    # it runs only pocketsphinx, never torch, and takes no lock the parent's threads may hold
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork")) as pool:
+        return list(pool.map(_allphone_unlocked, [p for p, _ in pieces], [o for _, o in pieces]))
 
 
 #: All-phone decoding works on pieces of at most this many seconds (overlapping by ALLPHONE_OVERLAP_S), which
@@ -339,11 +366,15 @@ ALLPHONE_OVERLAP_S = 2.0
 def _allphone(pcm: bytes, offset: int) -> list[tuple[str, int, int]]:
     """All-phone decoding of int16 ``pcm`` with a fresh decoder; frames (100 Hz) shifted by ``offset``."""
     with _DECODER_LOCK:
-        dec = _decoder("allphone")
-        dec.start_utt()
-        dec.process_raw(pcm, full_utt=True)
-        dec.end_utt()
-        return [(s.word, int(s.start_frame) + offset, int(s.end_frame) + offset) for s in dec.seg()]
+        return _allphone_unlocked(pcm, offset)
+
+
+def _allphone_unlocked(pcm: bytes, offset: int) -> list[tuple[str, int, int]]:
+    dec = _decoder("allphone")
+    dec.start_utt()
+    dec.process_raw(pcm, full_utt=True)
+    dec.end_utt()
+    return [(s.word, int(s.start_frame) + offset, int(s.end_frame) + offset) for s in dec.seg()]
 
 
 def _phone_posteriors(segments, n100: int, num_frames: int, fps: float) -> np.ndarray:

@@ -159,3 +159,19 @@ def test_layouts_same_width_and_sil_block():
     with pytest.raises(ValueError):
         extract_features(y, phones="hama")
     assert extract_features(y, phones=False, relative=False).relative is None
+
+
+@needs_data
+def test_long_audio_pieces_decode_the_same_in_worker_processes(monkeypatch):
+    """All-phone pieces of long audio decoded in forked workers give exactly the phones decoded here one
+    after the other (each piece has a fresh decoder either way)."""
+    from motion import features
+    facegood = sorted((TEST_AUDIO.parent / "facegood" / "audio_only").glob("*.wav"))
+    y = np.concatenate([load_audio(p) for p in facegood[:2]])[: 45 * SAMPLE_RATE]   # 3 pieces of <= 20 s
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert features.allphone_workers() == 1
+    alone = features.phone_segments(y)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert features.allphone_workers() == 3
+    assert features.phone_segments(y) == alone
+    assert len(alone) > 150 and alone[-1][2] > 44 * 100   # phones up to the end, not one lost search
