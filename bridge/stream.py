@@ -35,12 +35,12 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from motion.conventions import MODEL_FPS, SAMPLE_RATE
 from motion.errors import ChatAnyoneError
 from motion.frames import MotionFrame, clip_frames
 
 from .pacing import DEFAULT_MAX_LATE_S, LatenessStats, Pacer
 
-SAMPLE_RATE = 16000
 CHUNK_S = 0.1                      # file audio is pushed to the streaming model in chunks of this length
 FILE_PREROLL_S = 0.2               # margin between "first frame ready" and audio time 0 for files/clips
 LIVE_MARGIN_S = 0.2                # added to the model's lookahead for --mic / --ws-audio
@@ -150,7 +150,7 @@ def motion_frames(generator, chunks: Iterable[np.ndarray], *, seed: int = 0, sty
     kw = {} if style_reference is None else {"style_reference": style_reference}
     if pacer is not None:
         kw.update(adaptive=True, on_degrade=on_degrade,
-                  deadline=lambda i: None if pacer.t0 is None else pacer.t0 + i / 30.0)
+                  deadline=lambda i: None if pacer.t0 is None else pacer.t0 + i / MODEL_FPS)
     stream = _motion_stream_class()(generator, seed=seed, style=style, intensity=intensity, **kw)
     if streams is not None:
         streams.append(stream)
@@ -296,7 +296,7 @@ def _check(opts: StreamOptions) -> None:
         raise ChatAnyoneError(f"--delay must be >= 0 seconds, got {opts.delay}")
 
 
-def _open_outputs(opts: StreamOptions, on_audio=None, on_audio_end=None, log=None, ws_fps: float = 30.0) -> list:
+def _open_outputs(opts: StreamOptions, on_audio=None, on_audio_end=None, log=None, ws_fps: float = MODEL_FPS) -> list:
     from .livelink import LiveLinkSender
     from .vmc import VMCSender
     from .ws_server import FrameBroadcaster
@@ -364,7 +364,7 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
     utterances = AudioInbox(opts.max_audio_ahead_s)
     outputs = _open_outputs(opts, on_audio=utterances.on_audio if opts.ws_audio else None,
                             on_audio_end=utterances.on_audio_end if opts.ws_audio else None, log=log,
-                            ws_fps=clip.fps if clip is not None else 30.0)
+                            ws_fps=clip.fps if clip is not None else MODEL_FPS)
     ws = next((o for o in outputs if o.name == "ws"), None)
     if opts.ws_audio:
         ws.on_audio_abort = utterances.on_abort
@@ -378,7 +378,7 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
             if clip is not None:
                 frames, fps = clip_frames(clip), clip.fps
             else:
-                fps = 30.0
+                fps = MODEL_FPS
             pacer = Pacer(outputs, source_fps=fps, delay_s=delay, max_late_s=opts.max_late_s,
                           on_error=pacer_log)
             if clip is None:
@@ -390,7 +390,7 @@ def run_stream(opts: StreamOptions, *, generator=None, log: Callable[[str], None
                 ws.publish_end(max((s.sent for n, s in result.lateness.items() if n == "ws"), default=0))
         elif mic is not None:
             mic.start()
-            pacer = Pacer(outputs, source_fps=30.0, delay_s=delay, max_late_s=opts.max_late_s,
+            pacer = Pacer(outputs, source_fps=MODEL_FPS, delay_s=delay, max_late_s=opts.max_late_s,
                           on_error=pacer_log)
             frames = motion_frames(generator, iter(mic), seed=opts.seed, style=opts.style,
                                    style_reference=_reference(opts), **_adapt(opts, pacer, log, result))
@@ -429,7 +429,7 @@ def _serve_utterances(opts, generator, outputs, ws, utterances: AudioInbox, dela
             ws.publish_end(0)
             log(f"utterance {result.utterances}: no audio")
             continue
-        pacer = Pacer(outputs, source_fps=30.0, delay_s=delay, max_late_s=opts.max_late_s,
+        pacer = Pacer(outputs, source_fps=MODEL_FPS, delay_s=delay, max_late_s=opts.max_late_s,
                       on_error=pacer_log)
         aborted: list[bool] = []
 

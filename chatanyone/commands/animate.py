@@ -62,10 +62,12 @@ class _Phases:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``animate`` options."""
+    from motion.conventions import MODEL_FPS
     parser.add_argument("audio", help="speech audio (wav/flac/ogg/mp3, any rate, any channels)")
     parser.add_argument("-o", "--output-dir", default=".", help="output folder (default: current folder)")
     parser.add_argument("--seed", type=int, default=0, help="random seed, 0..2^64-1 (default 0)")
-    parser.add_argument("--fps", type=float, default=30.0, help="output frame rate, 1..240 (default 30, the model's rate)")
+    parser.add_argument("--fps", type=float, default=MODEL_FPS,
+                        help=f"output frame rate, 1..240 (default {MODEL_FPS:g}, the model's rate)")
     parser.add_argument("--expression", type=float, default=1.0, help="face intensity factor, 0..2 (default 1)")
     parser.add_argument("--mouth-scale", choices=("iphone", "native"), default="iphone",
                         help="mouth weights in iPhone ARKit scale as Live Link Face records them (default; what "
