@@ -48,13 +48,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from motion.errors import ChatAnyoneError
+from motion.tracking import VIDEO_EXTS
 
 from .neural import (HybridGenerator, NeuralConfig, auto_device, count_parameters, keypoint_groups, load_checkpoint,
                      save_checkpoint)
 
 REPO = Path(__file__).resolve().parents[1]
 MAX_INSTALL_BYTES = 15 * 1024 * 1024
-VIDEO_EXTS = (".mp4", ".mov", ".mkv", ".mpg", ".mpeg", ".avi", ".webm", ".m4v")
 
 
 class TrainGeneratorError(ChatAnyoneError):
