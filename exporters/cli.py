@@ -1,25 +1,24 @@
 """``chatanyone export CLIP.npz [-f FORMATS] [-o OUT_DIR] [--fps FPS] [--bone-names smplx|mixamo]``.
 
-Converts a saved clip. :func:`main` raises :class:`motion.errors.ChatAnyoneError` for user mistakes
-(bad options, unreadable or invalid clip, unwritable folder, a full disk); ``chatanyone``'s own ``main``
-prints them on one line and exits 2. Run as ``python -m exporters.cli`` it prints them the same way.
+Converts a saved clip. :func:`add_arguments` and :func:`run` are the options and their handling (as every
+``chatanyone`` subcommand offers them); :func:`main` parses an argv. Both raise
+:class:`motion.errors.ChatAnyoneError` for user mistakes (bad options, unreadable or invalid clip, unwritable
+folder, a full disk); ``chatanyone``'s own ``main`` prints them on one line and exits 2. Run as ``python -m exporters.cli`` it prints them the same way.
 Every option is checked before the clip is read, the clip before anything is written; all formats are
 written together or not at all (:func:`exporters.export`), and the input clip is never overwritten.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 from pathlib import Path
 
 from motion.errors import ChatAnyoneError
+from motion.options import FPS_RANGE, check_float  # --fps: 1..240, one range and message for every command
 
 from . import BONE_NAME_OPTIONS, FORMAT_OPTIONS, FORMATS, check_formats, export
 
-#: Range of ``--fps`` (frames per second). Live Link Face records at 60; 240 covers high-rate engines.
-FPS_RANGE = (1.0, 240.0)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,8 +28,11 @@ class _Parser(argparse.ArgumentParser):
         raise ChatAnyoneError(message)
 
 
-def build_parser(prog: str = "chatanyone export") -> argparse.ArgumentParser:
-    p = _Parser(prog=prog, description="Convert a motion clip (.npz) to animation files.")
+DESCRIPTION = "Convert a motion clip (.npz) to animation files."
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``export`` options (``chatanyone export`` and ``python -m exporters.cli``)."""
     p.add_argument("clip", help="a MotionClip .npz (from `chatanyone animate`)")
     p.add_argument("-f", "--format", default="all",
                    help=f"{'|'.join(FORMATS)}|all, or a comma list (default: all)")
@@ -42,6 +44,11 @@ def build_parser(prog: str = "chatanyone export") -> argparse.ArgumentParser:
     p.add_argument("--bone-names", choices=BONE_NAME_OPTIONS, default="smplx",
                    help="joint names of the glb and bvh skeletons: smplx (default) or mixamo (mixamorig:Hips, ...)")
     p.add_argument("-q", "--quiet", action="store_true", help="do not list the written files")
+
+
+def build_parser(prog: str = "chatanyone export") -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description=DESCRIPTION)
+    add_arguments(p)
     return p
 
 
@@ -49,14 +56,10 @@ def check_fps(fps: float | None) -> float | None:
     """Validate ``--fps`` (``None``: keep the clip's rate).
 
     Raises:
-        ChatAnyoneError: not a finite number within :data:`FPS_RANGE`.
+        ChatAnyoneError: not a finite number within :data:`motion.options.FPS_RANGE` (as ``chatanyone``
+            checks every command's ``--fps``).
     """
-    if fps is None:
-        return None
-    lo, hi = FPS_RANGE
-    if not math.isfinite(fps) or not lo <= fps <= hi:
-        raise ChatAnyoneError(f"--fps must be between {lo:g} and {hi:g} frames per second, got {fps:g}")
-    return float(fps)
+    return None if fps is None else check_float("--fps", fps, FPS_RANGE)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -71,7 +74,16 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` (without the program name), write the files, return 0.
+    """Parse ``argv`` (without the program name) and :func:`run` it; returns 0.
+
+    Raises:
+        ChatAnyoneError: a bad option, or what :func:`run` raises.
+    """
+    return run(build_parser().parse_args(argv))
+
+
+def run(a: argparse.Namespace) -> int:
+    """Write the files the parsed options (:func:`add_arguments`) ask for; returns 0.
 
     When ``-f all`` (the default) would write the npz onto the input clip itself (``-o`` is the clip's
     folder), the npz is skipped with a note; naming ``npz`` explicitly (or any format whose file is the
@@ -85,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
     """
     from motion.clip import MotionClip
 
-    a = build_parser().parse_args(argv)
     requested = [f.strip() for f in a.format.split(",") if f.strip()]
     formats = check_formats(requested)
     fps = check_fps(a.fps)

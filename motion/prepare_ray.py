@@ -38,25 +38,12 @@ from .errors import ChatAnyoneError
 #: is not retried: :func:`motion.prepare._worker` returns its error as a result).
 TASK_RESOURCES: dict[str, Any] = {"num_cpus": 1, "max_retries": 2}
 
-#: What ``--ray`` accepts as an address; any other word after a bare ``--ray`` is an input path.
+#: What ``--ray`` accepts as an address; any other word after a bare ``--ray`` is an input path
+#: (:class:`motion.prepare.cli._RayAddress`).
 ADDRESS_RE = re.compile(r"^(local|auto|ray://\S+|[A-Za-z0-9_.\-\[\]:]+:\d{1,5})$")
 
 #: Object store of a private local instance (bytes): tasks return small manifest entries only.
 LOCAL_OBJECT_STORE_BYTES = 100 * 2**20
-
-
-def split_ray_flag(argv: list[str]) -> list[str]:
-    """Make ``--ray`` with no address unambiguous for argparse: ``--ray videos/ -o out`` means a local
-    instance and the input ``videos/``, so ``local`` is inserted after a bare ``--ray`` whose next word is
-    not an address (:data:`ADDRESS_RE`)."""
-    out = list(argv)
-    for i, a in enumerate(out):
-        if a == "--":
-            break
-        if a == "--ray" and (i + 1 >= len(out) or not ADDRESS_RE.match(out[i + 1])):
-            out.insert(i + 1, "local")
-            break
-    return out
 
 
 def _import_ray():

@@ -8,10 +8,11 @@ Every command module offers the same two functions:
   as one line ``chatanyone: error: ...`` and returns 2.
 
 A module is imported only when its command runs (``chatanyone --help`` imports none), and imports its heavy
-dependencies (torch, scipy, the model) inside ``run``. Commands whose options are parsed by the library
-module they wrap (``export``, ``prepare``, ``train``, ``evaluate``: that parser is the one documented by
-``python -m ...`` too) set ``OWN_PARSER = True``: ``run`` gets ``args.args``, the words after the command name,
-and ``add_arguments`` only documents that.
+dependencies (torch, scipy, the model) inside ``run``. Where the library module has a ``python -m`` entry too
+(``export``: :mod:`exporters.cli`, ``prepare``: :mod:`motion.prepare.cli`), the command module takes that
+module's ``add_arguments`` and calls its ``run``, so both entries share one set of options. Commands whose
+options are still parsed by the library module they wrap (``train``, ``evaluate``) set ``OWN_PARSER = True``:
+``run`` gets ``args.args``, the words after the command name, and ``add_arguments`` only documents that.
 """
 from __future__ import annotations
 

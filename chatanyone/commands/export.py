@@ -1,17 +1,13 @@
-"""``chatanyone export``: a MotionClip .npz -> glb, vrma, bvh, csv (options parsed by :mod:`exporters.cli`)."""
+"""``chatanyone export``: a MotionClip .npz -> glb, vrma, bvh, csv. The options and their handling are
+:mod:`exporters.cli`'s (shared with ``python -m exporters.cli``; importing it loads no torch or SciPy)."""
 from __future__ import annotations
 
 import argparse
 
-from . import add_passthrough
-
-OWN_PARSER = True
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_passthrough(parser, "export")
+from exporters.cli import DESCRIPTION, add_arguments  # noqa: F401  (the command's options)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Write the asked-for files; returns 0 (user errors raise ChatAnyoneError)."""
     from exporters import cli
-    return cli.main(args.args)
+    return cli.run(args)

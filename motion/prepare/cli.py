@@ -67,7 +67,7 @@ def run_command(a: argparse.Namespace) -> int:
 
     inputs = [*a.inputs, *(getattr(a, "ray_inputs", None) or [])]
     if not inputs:
-        raise OptionError("the following arguments are required: INPUT")
+        raise OptionError("the following arguments are required: INPUT (video, Live Link CSV, BEAT2 or FACEGOOD files, or folders)")
     if a.workers < 1:
         raise OptionError("--workers must be >= 1")
     executor = None

@@ -32,6 +32,7 @@ def loaded_after(code: str) -> dict:
     "from chatanyone.cli import main; main(['serve', '--help'])",
     "from chatanyone.cli import main; main(['render', '--help'])",
     "from chatanyone.cli import main; main(['export', '--help'])",
+    "from chatanyone.cli import main; main(['prepare', '--help'])",
     "from chatanyone.cli import main; main(['animate', '/no/such.wav'])",
 ])
 def test_light_paths_import_no_torch_scipy_or_diffusers(code):
@@ -49,6 +50,25 @@ def test_every_command_module_offers_add_arguments_and_run():
     full = cli.build_parser()    # every command with its options, as `chatanyone CMD --help` shows them
     assert full.parse_args(["animate", "a.wav", "--seed", "3"]).seed == 3
     assert full.parse_args(["stream", "c.npz", "--ws", "0"]).ws == 0
+
+
+def test_prepare_and_export_share_their_modules_options(tmp_path, capsys):
+    """``prepare`` and ``export`` take ``add_arguments``/``run`` from the modules ``python -m`` runs
+    (no argv rebuilt); their user errors are one ``chatanyone: error:`` line, exit 2, nothing written."""
+    from exporters import cli as export_cli
+    from motion.prepare import cli as prepare_cli
+    assert cli.command_module("prepare").add_arguments is prepare_cli.add_arguments
+    assert cli.command_module("export").add_arguments is export_cli.add_arguments
+    assert not any(getattr(cli.command_module(n), "OWN_PARSER", False) for n in ("prepare", "export"))
+    a = cli.build_parser(["prepare"]).parse_args(["prepare", "--ray", "clips/", "-o", "out", "--fix-sync"])
+    assert (a.ray, a.ray_inputs, a.inputs, a.fix_sync) == ("local", ["clips/"], [], True)
+    out = tmp_path / "out"
+    for argv in (["prepare", "-o", str(out)], ["prepare", "x.mp4", "-o", str(out), "--workers", "0"],
+                 ["prepare", "x.mp4"], ["export", str(tmp_path / "x.npz"), "-f", "nope", "-o", str(out)]):
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("chatanyone: error: ") and err.count("\n") == 1, err
+    assert not out.exists()
 
 
 def test_evaluate_gets_every_word_after_its_name(monkeypatch):

@@ -176,9 +176,9 @@ def snapshot(folder: Path) -> dict:
 
 
 @pytest.mark.parametrize("args, pattern", [
-    (["--fps", "0"], r"--fps must be between 1 and 240"),
-    (["--fps", "1e5"], r"--fps must be between 1 and 240"),
-    (["--fps", "nan"], r"--fps must be between"),
+    (["--fps", "0"], r"--fps must be a number in 1\.\.240"),
+    (["--fps", "1e5"], r"--fps must be a number in 1\.\.240"),
+    (["--fps", "nan"], r"--fps must be a number in"),
     (["--fps", "sixty"], r"invalid float value"),
     (["--bone-names", "unreal"], r"invalid choice: 'unreal'"),
     (["-f", "csv", "--bone-names", "mixamo"], r"--bone-names applies to glb and bvh only"),

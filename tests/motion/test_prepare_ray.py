@@ -107,12 +107,30 @@ def test_ray_flag_without_ray_is_one_error_line(tmp_path, monkeypatch, capsys):
     assert not out.exists()  # nothing written
 
 
-def test_split_ray_flag():
-    from motion.prepare_ray import split_ray_flag
+@pytest.mark.parametrize("argv, ray, inputs", [
+    (["--ray", "videos/", "-o", "o"], "local", ["videos/"]),          # a bare --ray before an input
+    (["v", "-o", "o", "--ray"], "local", ["v"]),
+    (["v", "--ray", "10.0.0.5:6379", "-o", "o"], "10.0.0.5:6379", ["v"]),
+    (["v", "--ray", "ray://head:10001", "-o", "o"], "ray://head:10001", ["v"]),
+    (["v", "--ray", "auto", "-o", "o"], "auto", ["v"]),
+    (["v", "--ray=auto", "-o", "o"], "auto", ["v"]),
+    (["--ray", "a.mp4", "b.mp4", "-o", "o"], "local", ["b.mp4", "a.mp4"]),
+    (["v", "-o", "o"], None, ["v"]),
+])
+def test_ray_flag_address_or_input(argv, ray, inputs, monkeypatch):
+    """``--ray`` with no address followed by an input: the word is an input, the address ``local``; what
+    ``chatanyone prepare`` and ``python -m motion.prepare`` hand to :func:`motion.prepare.run`."""
+    import argparse
 
-    assert split_ray_flag(["--ray", "videos/", "-o", "o"]) == ["--ray", "local", "videos/", "-o", "o"]
-    assert split_ray_flag(["v", "-o", "o", "--ray"]) == ["v", "-o", "o", "--ray", "local"]
-    assert split_ray_flag(["v", "--ray", "10.0.0.5:6379"]) == ["v", "--ray", "10.0.0.5:6379"]
-    assert split_ray_flag(["v", "--ray", "ray://head:10001"]) == ["v", "--ray", "ray://head:10001"]
-    assert split_ray_flag(["v", "--ray", "auto", "-o", "o"]) == ["v", "--ray", "auto", "-o", "o"]
-    assert split_ray_flag(["v", "--ray=auto"]) == ["v", "--ray=auto"]
+    from motion import prepare_ray
+    from motion.prepare import cli, runner
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    a = p.parse_args(argv)
+    assert a.ray == ray
+    seen = {}
+    monkeypatch.setattr(runner, "run", lambda inputs, out, **kw: seen.update(inputs=inputs, **kw) or runner.Report())
+    monkeypatch.setattr(prepare_ray, "RayExecutor", lambda address, workers: ("ray", address))
+    assert cli.run_command(a) == 0
+    assert seen["inputs"] == inputs and seen["executor"] == (None if ray is None else ("ray", ray))
