@@ -35,7 +35,7 @@ Per frame this sender sends, in this order, as OSC bundles (timetag "immediately
   may span several bundles) are followed by exactly one ``Apply``, in the same bundle as the frame's last
   ``Val``.
 
-VRM0 preset mapping (:data:`VRM0_PRESETS`): the VMC spec's VRM0 <-> VRM1 table (``Joy``/``happy``,
+VRM0 preset mapping (:data:`motion.conventions.VRM0_PRESETS`, re-exported here): the VMC spec's VRM0 <-> VRM1 table (``Joy``/``happy``,
 ``Angry``/``angry``, ``Sorrow``/``sad``, ``A``/``aa``, ``I``/``ih``, ``U``/``ou``, ``E``/``ee``, ``O``/``oh``,
 ``Blink``/``blink``, ``Blink_L``/``blinkLeft``, ``Blink_R``/``blinkRight``) applied to the ARKit -> VRM1
 preset table of the ``.vrma`` exporter (:data:`motion.conventions.ARKIT_TO_VRM_EXPRESSION`), so a VRM0 avatar
@@ -63,9 +63,9 @@ import time
 import numpy as np
 from pythonosc import osc_bundle_builder, osc_message_builder
 
-from motion.conventions import (
-    ARKIT_INDEX, ARKIT_NAMES, ARKIT_TO_VRM_EXPRESSION, arkit_mix_matrix, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_TO_UNITY, arkit_upper_camel,
-    position_to_unity, quat_to_unity, rest_offsets,
+from motion.conventions import (  # noqa: F401 (VRM0_FROM_VRM1, VRM0_LOOK_FROM_ARKIT: re-exported)
+    ARKIT_NAMES, NUM_ARKIT, SMPLX_JOINT_NAMES, SMPLX_TO_UNITY, VRM0_FROM_VRM1, VRM0_LOOK_FROM_ARKIT, VRM0_PRESETS,
+    arkit_upper_camel, position_to_unity, quat_to_unity, rest_offsets, split_blinks, vrm0_preset_matrix,
 )
 from motion.errors import ChatAnyoneError
 from motion.frames import MotionFrame
@@ -81,32 +81,15 @@ BLENDSHAPE_MODES = ("vrm0", "perfectsync")
 # --------------------------------------------------------------------------------------------------
 # Tables
 # --------------------------------------------------------------------------------------------------
-#: VRM 0.x preset -> VRM 1.0 preset (VMC spec, "VRM0 / VRM1" table), for presets with an ARKit mapping.
-VRM0_FROM_VRM1: dict[str, str] = {
-    "A": "aa", "I": "ih", "U": "ou", "E": "ee", "O": "oh",
-    "Blink": "blink", "Blink_L": "blinkLeft", "Blink_R": "blinkRight",
-    "Joy": "happy", "Angry": "angry", "Sorrow": "sad",
-}
-#: VRM 0.x gaze presets from ARKit (the avatar's own left/right; ARKit's "In"/"Out" are per eye).
-VRM0_LOOK_FROM_ARKIT: dict[str, dict[str, float]] = {
-    "LookUp": {"eyeLookUpLeft": 0.5, "eyeLookUpRight": 0.5},
-    "LookDown": {"eyeLookDownLeft": 0.5, "eyeLookDownRight": 0.5},
-    "LookLeft": {"eyeLookOutLeft": 0.5, "eyeLookInRight": 0.5},
-    "LookRight": {"eyeLookInLeft": 0.5, "eyeLookOutRight": 0.5},
-}
-#: VRM 0.x preset -> ARKit mix: ``weight = clip(sum(coef * face[arkit]), 0, 1)``.
-VRM0_PRESETS: dict[str, dict[str, float]] = {
-    **{v0: ARKIT_TO_VRM_EXPRESSION[v1] for v0, v1 in VRM0_FROM_VRM1.items()},
-    **VRM0_LOOK_FROM_ARKIT,
-}
 #: the SMPL-X joints sent as bones, in SMPL-X order (all 55)
 BONE_JOINTS: tuple[int, ...] = tuple(j for j, n in enumerate(SMPLX_JOINT_NAMES) if SMPLX_TO_UNITY.get(n))
 BONE_NAMES: tuple[str, ...] = tuple(SMPLX_TO_UNITY[SMPLX_JOINT_NAMES[j]] for j in BONE_JOINTS)
 
 
 def vrm0_matrix() -> tuple[list[str], np.ndarray]:
-    """``(VRM0 preset names, M [52, P] float64)`` with ``weights = clip(face @ M, 0, 1)``."""
-    return arkit_mix_matrix(VRM0_PRESETS)
+    """``(VRM0 preset names, M [52, P] float64)`` with ``weights = clip(face @ M, 0, 1)``
+    (:func:`motion.conventions.vrm0_preset_matrix`)."""
+    return vrm0_preset_matrix()
 
 
 _VRM0_NAMES, _VRM0_M = vrm0_matrix()
@@ -122,12 +105,9 @@ def blendshape_values(face: np.ndarray, mode: str = "vrm0") -> list[tuple[str, f
     f = np.clip(np.asarray(face, np.float64).reshape(NUM_ARKIT), 0.0, 1.0)
     if mode == "vrm0":
         w = np.clip(f @ _VRM0_M, 0.0, 1.0)
-        # the lids as motion.conventions.vrm_expression_weights splits them: Blink the closure both share,
-        # Blink_L/R the rest, so an avatar binding Blink and Blink_L to one lid does not close it twice
-        left, right = f[ARKIT_INDEX["eyeBlinkLeft"]], f[ARKIT_INDEX["eyeBlinkRight"]]
-        both = min(left, right)
-        w[_VRM0_NAMES.index("Blink")], w[_VRM0_NAMES.index("Blink_L")] = both, left - both
-        w[_VRM0_NAMES.index("Blink_R")] = right - both
+        # the lids as the .vrma exporter splits them: Blink the closure both share, Blink_L/R the rest, so an
+        # avatar binding Blink and Blink_L to one lid does not close it twice
+        split_blinks(f, w, _VRM0_NAMES, ("Blink", "Blink_L", "Blink_R"))
         return list(zip(_VRM0_NAMES, w.tolist()))
     if mode == "perfectsync":
         return list(zip(_PERFECT_SYNC_NAMES, f.tolist()))

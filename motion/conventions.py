@@ -102,20 +102,59 @@ def vrm_expression_matrix() -> tuple[list[str], np.ndarray]:
     return arkit_mix_matrix(ARKIT_TO_VRM_EXPRESSION)
 
 
+def split_blinks(face: np.ndarray, weights: np.ndarray, names: list[str],
+                 keys: tuple[str, str, str] = ("blink", "blinkLeft", "blinkRight")) -> None:
+    """Overwrite the blink presets of ``weights [..., P]`` (columns ``names``) in place from ARKit ``face
+    [..., 52]``: ``keys[0]`` (both lids) = ``min(eyeBlinkLeft, eyeBlinkRight)``, ``keys[1]``/``keys[2]`` the rest
+    of each lid (``eyeBlinkLeft - both``), all clipped to [0, 1]. Avatars often bind the both-lids preset and a
+    one-lid preset to the same lid, and the runtime adds them: this keeps each lid's total at its ARKit weight
+    (a half blink of both eyes is ``blink 0.5`` alone, not ``blink 0.5 + blinkLeft 0.5``). VRM 1.0 keys are the
+    default; VRM 0.x sends ``("Blink", "Blink_L", "Blink_R")``."""
+    left, right = face[..., ARKIT_INDEX["eyeBlinkLeft"]], face[..., ARKIT_INDEX["eyeBlinkRight"]]
+    both = np.clip(np.minimum(left, right), 0, 1)
+    weights[..., names.index(keys[0])] = both
+    weights[..., names.index(keys[1])] = np.clip(left - both, 0, 1)
+    weights[..., names.index(keys[2])] = np.clip(right - both, 0, 1)
+
+
 def vrm_expression_weights(face: np.ndarray) -> dict[str, np.ndarray]:
     """ARKit weights ``[T, 52]`` -> ``{VRM 1.0 preset: [T] float32 weight in [0, 1]}``: the table, except the
-    blinks: ``blink = min(eyeBlinkLeft, eyeBlinkRight)``, ``blinkLeft = eyeBlinkLeft - blink``, ``blinkRight =
-    eyeBlinkRight - blink`` (each lid's total stays its ARKit weight on avatars whose ``blink`` and
-    ``blinkLeft`` bind the same lid)."""
+    blinks (:func:`split_blinks`): ``blink = min(eyeBlinkLeft, eyeBlinkRight)``, ``blinkLeft = eyeBlinkLeft -
+    blink``, ``blinkRight = eyeBlinkRight - blink``."""
     names, m = vrm_expression_matrix()
     face = np.asarray(face, np.float64)
     w = np.clip(face @ m, 0.0, 1.0)
-    left, right = face[:, ARKIT_INDEX["eyeBlinkLeft"]], face[:, ARKIT_INDEX["eyeBlinkRight"]]
-    both = np.clip(np.minimum(left, right), 0, 1)
-    w[:, names.index("blink")] = both
-    w[:, names.index("blinkLeft")] = np.clip(left - both, 0, 1)
-    w[:, names.index("blinkRight")] = np.clip(right - both, 0, 1)
+    split_blinks(face, w, names)
     return {n: w[:, k].astype(np.float32) for k, n in enumerate(names)}
+
+
+#: VRM 0.x preset -> VRM 1.0 preset (VMC spec, "VRM0 / VRM1" table), for presets with an ARKit mapping.
+#: ``Fun`` (VRM1 ``relaxed``) and ``Neutral`` have no ARKit evidence and are not listed.
+VRM0_FROM_VRM1: dict[str, str] = {
+    "A": "aa", "I": "ih", "U": "ou", "E": "ee", "O": "oh",
+    "Blink": "blink", "Blink_L": "blinkLeft", "Blink_R": "blinkRight",
+    "Joy": "happy", "Angry": "angry", "Sorrow": "sad",
+}
+#: VRM 0.x gaze presets from ARKit (the avatar's own left/right, as UniVRM's ``VRMLookAtBlendShapeApplyer``:
+#: yaw < 0 = ``LookLeft``; ARKit's "In"/"Out" are per eye), for avatars whose LookAt is of blendshape type.
+VRM0_LOOK_FROM_ARKIT: dict[str, dict[str, float]] = {
+    "LookUp": {"eyeLookUpLeft": 0.5, "eyeLookUpRight": 0.5},
+    "LookDown": {"eyeLookDownLeft": 0.5, "eyeLookDownRight": 0.5},
+    "LookLeft": {"eyeLookOutLeft": 0.5, "eyeLookInRight": 0.5},
+    "LookRight": {"eyeLookInLeft": 0.5, "eyeLookOutRight": 0.5},
+}
+#: VRM 0.x preset -> ARKit mix: ``weight = clip(sum(coef * face[arkit]), 0, 1)`` (blinks: :func:`split_blinks`
+#: with ``("Blink", "Blink_L", "Blink_R")``): the VRM 1.0 table through :data:`VRM0_FROM_VRM1`, so a VRM0
+#: avatar fed by VMC and a VRM1 avatar playing our ``.vrma`` make the same faces, plus the gaze presets.
+VRM0_PRESETS: dict[str, dict[str, float]] = {
+    **{v0: ARKIT_TO_VRM_EXPRESSION[v1] for v0, v1 in VRM0_FROM_VRM1.items()},
+    **VRM0_LOOK_FROM_ARKIT,
+}
+
+
+def vrm0_preset_matrix() -> tuple[list[str], np.ndarray]:
+    """``(VRM 0.x preset names, M [52, P] float64)`` of :data:`VRM0_PRESETS`: ``clip(face @ M, 0, 1)``."""
+    return arkit_mix_matrix(VRM0_PRESETS)
 
 
 def _lr_swap_name(name: str) -> str:
