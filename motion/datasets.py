@@ -41,7 +41,7 @@ from .conventions import (ARKIT_INDEX, ARKIT_NAMES, HAND_JOINTS, JOINT_INDEX, MO
 # The Live Link Face reader moved to motion.livelink; these names stay importable from here.
 from .livelink import (LIVELINK_EYE_COLUMNS, LIVELINK_HEAD_COLUMNS, LIVELINK_STANDARD_RATES,  # noqa: F401
                        LIVELINK_TIMECODE, LiveLinkCSV, apply_livelink_head_eyes, parse_livelink_csv,
-                       read_livelink_csv)
+                       read_livelink_csv, take_rotations)
 from .rotations import axis_angle_to_quat
 
 FPS = MODEL_FPS
@@ -390,12 +390,8 @@ def load_neurosync(root=None) -> list[TrainingClip]:
     out = []
     for path in files:
         d = parse_livelink_csv(path)
-        T = d.face.shape[0]
-        rot = _identity_rotations(T)
+        rot, head_real, eyes_real = take_rotations(d)
         jmask = np.zeros(NUM_JOINTS, bool)
-        head_real = bool(np.abs(d.head).max() > 1e-6)
-        eyes_real = bool(np.abs(d.eyes).max() > 1e-6)
-        apply_livelink_head_eyes(rot, d.head if head_real else None, d.eyes if eyes_real else None)
         if head_real:
             jmask[[JOINT_INDEX["neck"], JOINT_INDEX["head"]]] = True
         if eyes_real:

@@ -14,7 +14,7 @@
   :func:`quat_to_livelink_angles`; :func:`apply_livelink_head_eyes` writes a take's head angles into the neck
   and head joints (:func:`split_neck_head`, :data:`NECK_SHARE`) and its eye angles into the eye joints;
   :func:`livelink_head_eye_angles` reads them back (neck and head composed), so CSV -> clip -> CSV is the
-  identity.
+  identity; :func:`take_rotations` turns a read take into joint rotations.
 * **Reading**: :func:`parse_livelink_csv` is the project's one strict reader (columns by name, fps from the
   timecodes); the dataset adapters, ``prepare``, style references and :mod:`exporters.livelink_csv` call it.
   Writing a CSV is :mod:`exporters.livelink_csv`'s job, sending packets :mod:`bridge.livelink`'s.
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conventions import (ARKIT_NAMES, NECK_SHARE, apply_livelink_head_eyes, arkit_upper_camel,  # noqa: F401
+from .conventions import (ARKIT_NAMES, NECK_SHARE, NUM_JOINTS, apply_livelink_head_eyes, arkit_upper_camel,  # noqa: F401
                           livelink_angles_to_quat, livelink_head_eye_angles, quat_to_livelink_angles,
                           split_neck_head)
 from .errors import ChatAnyoneError, ClipError
@@ -248,6 +248,24 @@ def _livelink_fps(path: Path, timecodes: list[str] | None) -> float:
         top = int(max(p[1] for p in parts))
         return float(next((r for r in LIVELINK_STANDARD_RATES if r > top), top + 1))
     return 60.0
+
+
+def take_rotations(take: LiveLinkCSV, *, head: bool = True, eyes: bool = True) -> tuple[np.ndarray, bool, bool]:
+    """A take's head and eye angles as joint rotations: ``(rotations [T, 55, 4] float32 xyzw, head_real,
+    eyes_real)``, identity everywhere except the neck and head (the head angles split exactly,
+    :func:`apply_livelink_head_eyes`) and the two eye joints.
+
+    Angles go in only when they are real: asked for (``head``/``eyes``) and not all zero (some value above
+    1e-6 rad; a capture without head tracking, like the NeuroSync take, writes zeros, and a missing column
+    reads 0). The flags say whether they went in (the dataset adapters' joint masks).
+    """
+    T = len(take.face)
+    rotations = np.zeros((T, NUM_JOINTS, 4), np.float32)
+    rotations[..., 3] = 1.0
+    head_real = bool(head and T and np.abs(take.head).max() > 1e-6)
+    eyes_real = bool(eyes and T and np.abs(take.eyes).max() > 1e-6)
+    apply_livelink_head_eyes(rotations, take.head if head_real else None, take.eyes if eyes_real else None)
+    return rotations, head_real, eyes_real
 
 
 def read_livelink_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
