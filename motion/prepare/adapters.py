@@ -98,7 +98,7 @@ def prepare_livelink(path: Path) -> Prepared:
     import csv
 
     from ..conventions import apply_livelink_head_eyes
-    from ..datasets import read_livelink_csv
+    from ..livelink import read_livelink_csv
 
     wav = _beside_wav(path, path.stem)
     try:

@@ -8,14 +8,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..conventions import NUM_JOINTS
+from ..conventions import MODEL_FPS, NUM_JOINTS
+from ..conventions import SAMPLE_RATE as SAMPLE_RATE  # the model's 16 kHz, the rate of every written wav
 from ..errors import ChatAnyoneError
 
 if TYPE_CHECKING:
     from ..clip import MotionClip
 
-FPS = 30.0
-SAMPLE_RATE = 16000
+#: Frame rate of every prepared clip: the model's (:data:`motion.conventions.MODEL_FPS`).
+FPS = MODEL_FPS
 MANIFEST = "dataset.json"
 MANIFEST_VERSION = 1
 PREPARE_VERSION = 1
