@@ -118,6 +118,13 @@ def test_prepare_and_face_keypoints_track_the_same_numbers():
     with tracking.Landmarkers(pose=False, hands=False) as lm:
         vt = tracking.track_video(GRID, lm, max_frames=12, face_landmarks=True)
     ft = track_face_video(GRID, max_frames=12)
+    lmk = tracking.create_face_landmarker("video")    # a caller's own landmarker, stride 2: frames 0, 2, ..
+    try:
+        ft2 = track_face_video(GRID, max_frames=6, stride=2, landmarker=lmk)
+    finally:
+        lmk.close()
+    assert list(ft2.frame_index) == [0, 2, 4, 6, 8, 10] and ft2.ok.all()
+    np.testing.assert_allclose(ft2.head, ft.head[::2], atol=0.05)   # same frames, a different VIDEO-mode history
     assert vt.face_ok.all() and ft.ok.all() and len(vt.times) == 12 and vt.decode_errors == 0
     np.testing.assert_array_equal(ft.blendshapes, vt.face.astype(np.float32))
     np.testing.assert_array_equal(ft.head, vt.head)
