@@ -90,45 +90,35 @@ def prepare_facegood(path: Path, names_path: Path | None = None) -> Prepared:
 
 
 def prepare_livelink(path: Path) -> Prepared:
-    """A Live Link Face CSV with a same-stem ``.wav``; resampled to 30 fps.
+    """A Live Link Face CSV (:func:`motion.livelink.parse_livelink_csv`, fps from its timecodes) with a
+    same-stem ``.wav``; head and eye angles go in where they are real (:func:`motion.livelink.take_rotations`);
+    resampled to 30 fps.
 
     Raises:
-        PrepareError: no wav, missing ``Timecode`` or ARKit columns, no frames, non-numeric cells.
+        PrepareError: unreadable CSV, missing ``Timecode`` or ARKit columns, no wav, no frames, non-numeric cells.
     """
-    import csv
+    from ..livelink import parse_livelink_csv, take_rotations
 
-    from ..conventions import apply_livelink_head_eyes
-    from ..livelink import read_livelink_csv
-
-    wav = _beside_wav(path, path.stem)
     try:
-        with open(path, newline="") as f:
-            header = [h.strip().lower() for h in next(csv.reader(f), [])]
-    except (OSError, UnicodeDecodeError) as e:
-        raise PrepareError(f"cannot read CSV ({e.__class__.__name__})") from None
+        take = parse_livelink_csv(path)
+    except ValueError as e:  # motion.errors.ClipError
+        raise PrepareError(str(e)) from None
+    header = {c.lower() for c in take.columns}
     need = ["Timecode"] + [arkit_upper_camel(n) for n in ARKIT_NAMES]
     missing = [n for n in need if n.lower() not in header]
     if missing:
         raise PrepareError(f"CSV lacks {len(missing)} required column(s): {', '.join(missing[:6])}"
                            + (" ..." if len(missing) > 6 else ""))
+    wav = _beside_wav(path, path.stem)
     if wav is None:
         raise PrepareError(f"no audio: {path.stem}.wav not found beside it")
-    try:
-        face, head, eyes, fps = read_livelink_csv(path)
-    except ValueError as e:
-        raise PrepareError(str(e)) from None
-    Tn = face.shape[0]
-    rot = _identity(Tn)
+    rot, head_real, eyes_real = take_rotations(take)
     jv = np.zeros(NUM_JOINTS, bool)
-    has = lambda cols: all(c.lower() in header for c in cols)  # noqa: E731
-    head_real = has(("HeadYaw", "HeadPitch", "HeadRoll")) and np.abs(head).max() > 1e-6
-    eyes_real = has(("LeftEyeYaw", "LeftEyePitch", "RightEyeYaw", "RightEyePitch")) and np.abs(eyes).max() > 1e-6
-    apply_livelink_head_eyes(rot, head if head_real else None, eyes if eyes_real else None)
     if head_real:
         jv[[JOINT_INDEX["neck"], JOINT_INDEX["head"]]] = True
     if eyes_real:
         jv[[JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"]]] = True
-    clip = MotionClip(fps, face, rot, None, {"source_fps": fps}).resample(FPS)
+    clip = MotionClip(take.fps, take.face, rot, None, {"source_fps": take.fps}).resample(FPS)
     audio = _load_wav(wav)
     T = min(clip.num_frames, _audio_frames(len(audio)))
     clip = clip.slice(0, T)

@@ -156,6 +156,30 @@ def test_livelink_csv_with_wav(tmp_path):
     assert abs(len(tc.audio) / 16000 - tc.clip.duration) < 1 / 30
 
 
+def test_livelink_csv_with_a_byte_order_mark_and_head_angles(tmp_path):
+    """A CSV saved with a UTF-8 BOM (Excel does) is read like any other (before: 'CSV lacks 1 required
+    column(s): Timecode'); real head angles make the neck and head valid, the neck carrying part of the turn."""
+    from motion.livelink import parse_livelink_csv
+
+    src = tmp_path / "in"
+    src.mkdir()
+    text = (DATA / "neurosync_face_only" / "livelinkface_60fps_no_audio.csv").read_text()
+    header, *rows = text.splitlines()
+    cols = [c.strip() for c in header.split(",")]
+    yaw = cols.index("HeadYaw")
+    rows = [",".join(f"{0.3 * np.sin(k / 20):.5f}" if j == yaw else c for j, c in enumerate(r.split(",")))
+            for k, r in enumerate(rows) if r.strip()]
+    (src / "bom.csv").write_bytes(b"\xef\xbb\xbf" + "\n".join([header, *rows]).encode())
+    shutil.copy(SPEECH / "cmu_arctic_a0007.wav", src / "bom.wav")
+    rep = _run([src], tmp_path / "out")
+    assert rep.prepared == ["in__bom"], rep.lines
+    with np.load(tmp_path / "out" / "in__bom.npz") as z:
+        jv, rot = z["joint_valid"], z["rotations"]
+    assert jv[:, JOINT_INDEX["neck"]].all() and jv[:, JOINT_INDEX["head"]].all()
+    assert np.abs(rot[:, JOINT_INDEX["neck"], :3]).max() > 0.01   # the neck turns too
+    assert parse_livelink_csv(src / "bom.csv").fps == 60.0
+
+
 def test_default_models_dir_has_the_task_files():
     from motion.prepare import TASK_FILES, default_models_dir
 
