@@ -156,7 +156,7 @@ def test_constant_channels_are_not_captured_when_asked():
 
 
 def test_phones_videos_config_holds_out_the_default_speakers():
-    cfg = TrainConfig.from_toml(REPO / "configs" / "phones_videos.toml")
+    cfg = TrainConfig.from_toml(REPO / "configs" / "experiments" / "phones_videos.toml")
     default = TrainConfig.from_toml(REPO / "configs" / "default.toml")
     assert cfg.holdout_clips == default.holdout_clips and cfg.holdout_tail == default.holdout_tail
     assert cfg.face_features == "running" and cfg.body_from and cfg.mask_constant_channels
