@@ -19,7 +19,14 @@ from .model import MotionDenoiser
 
 @dataclass
 class DiffusionConfig:
-    """Noise schedule and sampling defaults (``num_train_timesteps``, ``beta_schedule``, ``num_inference_steps``)."""
+    """Noise schedule (``num_train_timesteps``, ``beta_schedule``) and ``num_inference_steps``.
+
+    ``num_inference_steps`` is the training-time value (``TrainConfig.inference_steps``: the DDIM steps of the
+    sampling done while training, e.g. the body stage's face condition), stored for the record; generation
+    takes its steps from :class:`motion.options.SamplingOptions` (the checkpoint's ``sampling`` metadata, else
+    :data:`motion.options.FACE_STEPS` / :data:`motion.options.BODY_STEPS`), and :func:`sample` from its
+    ``num_inference_steps`` argument.
+    """
 
     num_train_timesteps: int = 1000
     beta_schedule: str = "squaredcos_cap_v2"

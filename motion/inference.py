@@ -29,25 +29,16 @@ from .model import MotionDenoiser
 from .representation import assemble, body_vector, face_vector
 from .rotations import axis_angle_to_quat, quat_to_axis_angle, sixd_to_quat
 from . import diffusion
+from .options import (BODY_ETA, BODY_GUIDANCE, BODY_GUIDANCE_RESCALE, BODY_SMOOTH_SIGMA, BODY_STEPS,  # noqa: F401
+                      FACE_ETA, FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, FACE_STEPS, STYLE_GUIDANCE,
+                      Intensity, OptionError, SamplingOptions, StageSampling, check_float, checkpoint_sampling,
+                      FPS_RANGE)
 
 MODEL_FPS = 30.0
-#: Classifier-free guidance on audio for the face stage. Measured on checkpoint 0.3.0 (sample speech /
-#: held-out FACEGOOD / held-out BEAT2 tail; jawOpen-energy r offline, and the largest jawOpen inside
-#: pauses): 2.0 gives r 0.854 / 0.722 / 0.750 with pause jaw 0.065 / 0.007 / 0.078 and FACEGOOD mouth MAE
-#: 0.017; 2.5 gives r 0.849 / 0.663 / 0.745, pause jaw 0.031 / 0.005 / 0.065, MAE 0.019. (Checkpoint 0.2.0
-#: needed 2.5 to close the mouth in pauses.)
-FACE_GUIDANCE = 2.0
-#: Offline default for pocketsphinx all-phone recognition when no transcript is given. The model is
-#: trained with phone dropout and works without phones (as streaming always does). Off: on the held-out
-#: clips, jawOpen-energy r without / with recognised phones was 0.866 / 0.847 (sample), 0.676 / 0.662
-#: (FACEGOOD 1114_3_16), 0.801 / 0.790 (BEAT2 tail), and recognition costs about 2 s per minute of audio.
+# The sampling defaults (FACE_STEPS, FACE_GUIDANCE, ...) live in motion.options, with SamplingOptions;
+# what they were measured to do: docs/sampling_experiments.md.
+#: Offline default for pocketsphinx all-phone recognition for checkpoints without a phone source of their own.
 RECOGNISE_PHONES = False
-#: Temporal Gaussian smoothing of the sampled stage vectors (sigma in frames at 30 fps; kernel cut at 2
-#: sigma). Measured on the held-out BEAT2 tail: the raw body samples jitter (mean joint jerk 693 m/s^3
-#: against 68 in the real capture); sigma 1.0 / 1.5 gives 98 / 49 with L1 diversity unchanged (1.45 / 1.44).
-#: Face 0.7 raised held-out FACEGOOD jawOpen-energy r from 0.676 to 0.705.
-FACE_SMOOTH_SIGMA = 0.7
-BODY_SMOOTH_SIGMA = 1.2
 
 
 def smooth_frames(x: np.ndarray, sigma: float) -> np.ndarray:
@@ -63,52 +54,8 @@ def smooth_radius(sigma: float) -> int:
     return int(2.0 * sigma + 0.5) if sigma > 0 else 0
 
 
-#: Guidance for the body stage (1 = off: gestures keep the amplitude of the training data).
-BODY_GUIDANCE = 1.0
-#: DDIM steps per stage when ``steps`` is not given (the checkpoint was trained for 8). Measured on 0.3.0
-#: (face guidance 2; jawOpen-energy r offline sample / FACEGOOD / BEAT2; FACEGOOD mouth MAE; body Hellinger
-#: and jerk on the BEAT2 tail; real-time factor on 60 s, 2 CPU cores): 8 steps r 0.854 / 0.722 / 0.750,
-#: MAE 0.017, Hellinger 0.212, jerk 65, 34x; 6 steps 0.864 / 0.732 / 0.763, 0.016, 0.221, 69, 48x; 4 steps
-#: 0.876 / 0.743 / 0.781, 0.016, 0.247, 75, 64x. Fewer steps help the face and cost the body a little.
-FACE_STEPS = 4
-BODY_STEPS = 6
-#: Classifier-free guidance on the style (a preset or a reference clip; 1 = off), both stages. Off: on
-#: checkpoint 0.3.0 guidance 2 did not lower the Table 4 errors (FACEGOOD mouth MAE 0.015 with and without a
-#: reference; BEAT2 head angle MAE 0.062 with, 0.057 without).
-STYLE_GUIDANCE = 1.0
-#: Guidance rescale of the face stage (:func:`motion.diffusion.sample`; 0 = off). Guidance 2 inflated the
-#: jaw (held-out FACEGOOD mean jawOpen 0.25 vs the capture's 0.14); rescaling it to the conditional
-#: prediction's std, on checkpoint 0.3.1 at guidance 2, 0 -> 1: jawOpen-energy r sample / FACEGOOD / BEAT2
-#: 0.876 / 0.743 / 0.781 -> 0.885 / 0.771 / 0.803, FACEGOOD mouth MAE 0.0156 -> 0.0140, same pause jaw;
-#: checked on 35 talking-video clips never trained on (runs/prepared, MediaPipe jaw): median r to the
-#: tracked jaw 0.285 -> 0.312, jaw MAE 0.124 -> 0.110.
-FACE_GUIDANCE_RESCALE = 1.0
-#: DDIM stochasticity per stage (:func:`motion.diffusion.sample`; 0 = deterministic). Off: on 0.3.0 body
-#: eta 0.5 / 1 moved the held-out BEAT2 Hellinger by < 0.03 and lowered L1 diversity (4 seeds).
-FACE_ETA = 0.0
-BODY_ETA = 0.0
 #: Shortest style reference clip (frames at 30 fps).
 MIN_REFERENCE_FRAMES = 15
-
-
-@dataclass
-class Intensity:
-    """Amplitude controls, each a factor (1 = as generated, 0 = still, up to 2).
-
-    expression: scales every face blendshape weight (then clipped to [0, 1]).
-    head: scales the neck/head rotation angles.
-    gesture: scales upper-body and finger rotations about the training data's mean pose
-        (:attr:`MotionGenerator.reference_pose`; a fixed pose, so streaming and offline agree).
-    """
-
-    expression: float = 1.0
-    head: float = 1.0
-    gesture: float = 1.0
-
-    def __post_init__(self):
-        for k, v in asdict(self).items():
-            if not (0.0 <= float(v) <= 2.0):
-                raise ChatAnyoneError(f"intensity {k} must be in [0, 2], got {v}")
 
 
 def window_starts(num_frames: int, window: int, overlap: int) -> list[int]:
@@ -289,6 +236,47 @@ class WindowPlan:
                 if s + W < Tp:
                     x0[i, b:b + cf] = w * prev[b:b + cf] + (1 - w) * x0[i, b:b + cf]
             out.put(s, x0[i])
+
+
+@dataclass(frozen=True)
+class StageRun:
+    """One stage as sampled for a set of options (:meth:`MotionGenerator.stage_runs`): the denoiser, its
+    style id and reference style vector (``[1, d_model]`` or ``None``), the style guidance it applies (1 =
+    off), and its :class:`StageSampling` (every field set). Offline (:func:`sample_windows`,
+    :class:`WindowPlan`) and streaming (:class:`motion.streaming.MotionStream`) sample through it."""
+
+    model: MotionDenoiser
+    style: int
+    style_vec: torch.Tensor | None
+    style_guidance: float
+    sampling: StageSampling
+
+    def sample(self, scheduler, cond: torch.Tensor, generator: torch.Generator, known: torch.Tensor | None = None,
+               known_mask: torch.Tensor | None = None, steps: int | None = None) -> torch.Tensor:
+        """:func:`motion.diffusion.sample` of ``[B, T, D]`` for a ``[B, T, C]`` condition with this stage's
+        style and sampling (``steps``: instead of ``sampling.steps``, e.g. a degraded stream)."""
+        s = self.sampling
+        sv = None if self.style_vec is None else self.style_vec.expand(cond.shape[0], -1)
+        return diffusion.sample(self.model, scheduler, cond, torch.full((cond.shape[0],), self.style),
+                                s.steps if steps is None else steps, generator, known, known_mask, s.guidance,
+                                style_vec=sv, style_guidance=self.style_guidance,
+                                null_style=self.model.config.num_styles, eta=s.eta,
+                                guidance_rescale=s.guidance_rescale)
+
+    def sample_windows(self, scheduler, cond: np.ndarray, window: int, overlap: int, generator: torch.Generator,
+                       progress: bool = False, desc: str = "", batch_windows: int | None = None) -> np.ndarray:
+        """:func:`sample_windows` with this stage's style and sampling (no smoothing)."""
+        s = self.sampling
+        return sample_windows(self.model, scheduler, cond, self.style, s.steps, window, overlap, generator,
+                              s.guidance, progress, desc, self.style_vec, self.style_guidance, eta=s.eta,
+                              guidance_rescale=s.guidance_rescale, batch_windows=batch_windows)
+
+    def sample_group(self, plan: "WindowPlan", p: int, g: int, out: "_Rows", rows, scheduler,
+                     generator: torch.Generator) -> None:
+        """:meth:`WindowPlan.sample_group` with this stage's style and sampling."""
+        s = self.sampling
+        plan.sample_group(p, g, out, rows, self.model, scheduler, self.style, s.steps, generator, s.guidance,
+                          self.style_vec, self.style_guidance, s.eta, s.guidance_rescale)
 
 
 def rng_states(generator: torch.Generator, stages: list[tuple[WindowPlan, int, float]]) -> list[list[list[torch.Tensor]]]:
@@ -498,7 +486,8 @@ class MotionGenerator:
             checkpoints >= 0.5.1; older ones have none and keep their scale); ``False``: the model's own scale
             (that of its training capture), as the lip-sync evaluation against capture uses.
     Raises:
-        CheckpointError: missing or mismatched checkpoint, or an invalid ``sampling.mouth_scale``.
+        CheckpointError: missing or mismatched checkpoint, or invalid ``sampling`` metadata (``mouth_scale``,
+            stage defaults).
     """
 
     def __init__(self, checkpoint: str | os.PathLike | None = None, idle: FaceIdleModel | None = None,
@@ -535,6 +524,13 @@ class MotionGenerator:
                 raise CheckpointError(f"{checkpoint or 'default checkpoint'}: sampling.mouth_scale is invalid "
                                       f"({e})") from None
             self.mouth_scale = scale if mouth_scale else None
+        #: default sampling (:class:`SamplingOptions`, every sampling value set): the checkpoint's
+        #: ``sampling.face`` / ``sampling.body`` / ``sampling.style_guidance`` metadata, else
+        #: :data:`motion.options.DEFAULT_FACE`, :data:`motion.options.DEFAULT_BODY`, :data:`STYLE_GUIDANCE`
+        try:
+            self.sampling: SamplingOptions = checkpoint_sampling(info)
+        except (OptionError, TypeError) as e:
+            raise CheckpointError(f"{checkpoint or 'default checkpoint'}: sampling metadata is invalid ({e})") from None
 
     def phone_source(self, phones: bool | None) -> str:
         """The phone source for ``generate(phones=...)``: ``None`` -> the checkpoint's own source (or
@@ -593,67 +589,78 @@ class MotionGenerator:
                 out.append(model.encode_style(x[None], mask[None]))
         return out[0], out[1]
 
-    def sample_normalised(self, audio: np.ndarray, *, seed: int = 0, style: str | None = None,
-                          style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
-                          steps: int | None = None, transcript: str | None = None,
-                          face_guidance: float = FACE_GUIDANCE, body_guidance: float = BODY_GUIDANCE,
-                          progress: bool = False, phones: bool | None = None, face_to_body: bool = True,
-                          face_eta: float = FACE_ETA, body_eta: float = BODY_ETA,
-                          face_guidance_rescale: float | None = None):
-        """Both stages' smoothed outputs in normalised units, before :meth:`finish` (arguments as in
-        :meth:`generate`).
+    def options(self, options: SamplingOptions | None = None, **overrides) -> SamplingOptions:
+        """``options`` (default: all defaults) with ``overrides`` (the keyword arguments of :meth:`generate`,
+        :meth:`SamplingOptions.from_arguments`) applied and every value left ``None`` taken from this
+        checkpoint's defaults (:attr:`sampling`): a fully specified :class:`SamplingOptions`.
+
+        Raises:
+            OptionError: a value out of range; TypeError: an unknown keyword.
+        """
+        return SamplingOptions.from_arguments(options, **overrides).resolved(self.sampling)
+
+    def stage_runs(self, o: SamplingOptions) -> tuple["StageRun", "StageRun"]:
+        """The face and the body stage's :class:`StageRun` for resolved options ``o`` (:meth:`options`):
+        style ids (a preset the body stage was not trained with is "no style" there), reference style
+        vectors, and the style guidance each stage applies (``o.style_guidance`` when the stage has a style
+        or a reference, else 1 = off).
+
+        Raises:
+            ChatAnyoneError: an unknown style preset, or a reference the checkpoint cannot read.
+        """
+        m = self.models
+        none = m.face.config.num_styles
+        ids = (self.style_id(o.style), self.style_id(o.style, "body"))
+        vecs = self.style_vectors(o.style_reference)
+        return tuple(StageRun(model, sid, sv, float(o.style_guidance) if (sid != none or sv is not None) else 1.0,
+                              o.stage(name))
+                     for name, model, sid, sv in zip(("face", "body"), (m.face, m.body), ids, vecs))
+
+    def sample_normalised(self, audio: np.ndarray, options: SamplingOptions | None = None, *,
+                          progress: bool = False, face_to_body: bool = True, **overrides):
+        """Both stages' smoothed outputs in normalised units, before :meth:`finish`, sampling the whole clip
+        at once (arguments as in :meth:`generate`).
 
         Returns:
             ``(face_n [T, FACE_DIM], body_n [T, BODY_DIM], features, (face_steps, body_steps))``, float32.
         Raises:
             AudioError: audio shorter than 2 frames.
         """
+        o = self.options(options, **overrides)
         T = int(round(len(audio) / SAMPLE_RATE * MODEL_FPS))
         if T < 2:
             raise AudioError(f"audio too short: {len(audio) / SAMPLE_RATE:.3f} s")
         m = self.models
-        face_steps, body_steps = (int(steps), int(steps)) if steps else (FACE_STEPS, BODY_STEPS)
-        style_id, body_style_id = self.style_id(style), self.style_id(style, "body")
-        gen = torch.Generator().manual_seed(int(seed))
+        face, body = self.stage_runs(o)
+        gen = torch.Generator().manual_seed(o.seed)
         layouts = self.feature_layouts
-        source = self.phone_source(phones)
-        feats = extract_features(audio, SAMPLE_RATE, MODEL_FPS, num_frames=T, transcript=transcript,
-                                 phones=source, relative="running" in layouts.values())
+        feats = extract_features(audio, SAMPLE_RATE, MODEL_FPS, num_frames=T, transcript=o.transcript,
+                                 phones=self.phone_source(o.phones), relative="running" in layouts.values())
         cond, body_feats = feats.stack(layouts["face"]), feats.stack(layouts["body"])
         sched = m.diffusion.scheduler()
-        face_sv, body_sv = self.style_vectors(style_reference)
-        none = m.face.config.num_styles
-        sg = float(style_guidance) if (style_id != none or face_sv is not None) else 1.0
-        body_sg = float(style_guidance) if (body_style_id != none or body_sv is not None) else 1.0
-        face_n = sample_windows(m.face, sched, cond, style_id, face_steps, self.window, self.overlap, gen,
-                                face_guidance, progress, "face stage", face_sv, sg, eta=face_eta,
-                                guidance_rescale=FACE_GUIDANCE_RESCALE if face_guidance_rescale is None
-                                else face_guidance_rescale)
+        face_n = face.sample_windows(sched, cond, self.window, self.overlap, gen, progress, "face stage")
         body_cond = np.concatenate([body_feats, face_n if face_to_body else np.zeros_like(face_n)], axis=1)
-        body_n = sample_windows(m.body, sched, body_cond, body_style_id, body_steps, self.window, self.overlap, gen,
-                                body_guidance, progress, "body stage", body_sv, body_sg, eta=body_eta)
-        face_n, body_n = smooth_frames(face_n, FACE_SMOOTH_SIGMA), smooth_frames(body_n, BODY_SMOOTH_SIGMA)
-        return face_n, body_n, feats, (face_steps, body_steps)
+        body_n = body.sample_windows(sched, body_cond, self.window, self.overlap, gen, progress, "body stage")
+        face_n = smooth_frames(face_n, face.sampling.smoothing_sigma)
+        body_n = smooth_frames(body_n, body.sampling.smoothing_sigma)
+        return face_n, body_n, feats, (o.face.steps, o.body.steps)
 
-    def generate(self, audio, *, seed: int = 0, fps: float = MODEL_FPS,
-                 intensity: Intensity | None = None, style: str | None = None,
-                 style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
-                 steps: int | None = None,
-                 transcript: str | None = None, face_guidance: float = FACE_GUIDANCE,
-                 body_guidance: float = BODY_GUIDANCE, progress: bool = False,
-                 audio_source: str | None = None, audio_offset_s: float = 0.0,
-                 phones: bool | None = None, face_to_body: bool = True,
-                 face_eta: float = FACE_ETA, body_eta: float = BODY_ETA,
-                 batch_windows: int | None = None, feature_chunk_frames: int = FEATURE_CHUNK_FRAMES) -> MotionClip:
+    def generate(self, audio, options: SamplingOptions | None = None, *, fps: float = MODEL_FPS,
+                 progress: bool = False, audio_source: str | None = None, audio_offset_s: float = 0.0,
+                 face_to_body: bool = True, batch_windows: int | None = None,
+                 feature_chunk_frames: int = FEATURE_CHUNK_FRAMES, **overrides) -> MotionClip:
         """Generate motion for 16 kHz mono float32 ``audio`` ``[N]`` (or an :class:`AudioReader`).
 
-        ``style``: a named preset (:attr:`face_styles`); ``style_reference``: a ``MotionClip`` whose
-        manner the motion should take (:meth:`style_vectors`; checkpoints >= 0.3.0); both may be given.
-        ``style_guidance``: classifier-free guidance on the style (only when a style is given).
-        ``phones``: phone features (default: the checkpoint's phone source, or :data:`RECOGNISE_PHONES`);
-        a ``transcript`` always force-aligns phones. ``face_to_body=False`` is
-        an ablation for evaluation: the body stage sees the mean face instead of the face stage's output.
-        ``face_eta``/``body_eta``: DDIM stochasticity per stage (:data:`FACE_ETA`, :data:`BODY_ETA`).
+        ``options``: :class:`motion.options.SamplingOptions` (seed, style preset and/or style reference,
+        style guidance, :class:`Intensity`, phones, transcript, and per stage steps, guidance, guidance rescale,
+        eta, smoothing); values left ``None`` are this checkpoint's defaults (:attr:`sampling`).
+        ``overrides``: the same as keyword arguments, applied over ``options``
+        (:meth:`SamplingOptions.from_arguments`: ``seed``, ``style``, ``style_reference``, ``style_guidance``,
+        ``intensity``, ``phones``, ``transcript``, ``steps`` (both stages), ``face_guidance``,
+        ``body_guidance``, ``face_eta``, ``body_eta``, ``face_guidance_rescale``, ...). ``phones``: ``None``
+        the checkpoint's phone source (or :data:`RECOGNISE_PHONES`); a ``transcript`` always force-aligns
+        phones. ``face_to_body=False`` is an ablation for evaluation: the body stage sees the mean face
+        instead of the face stage's output.
 
         Memory: the audio features are computed :data:`FEATURE_CHUNK_FRAMES` frames at a time
         (:func:`chunked_conditions`), the sampling batches (``batch_windows`` windows,
@@ -668,36 +675,30 @@ class MotionGenerator:
             ``MotionClip`` at ``fps`` (the model runs at 30 fps; other rates are resampled, slerp for
             rotations) with ``round(N / 16000 * 30)`` frames at 30 fps.
         Raises:
-            AudioError: audio shorter than 2 frames; ChatAnyoneError: bad options.
+            AudioError: audio shorter than 2 frames; ChatAnyoneError (OptionError): bad options.
         """
-        from .options import check_generation_options  # the CLI's bounds (motion.options), for library callers too
-        check_generation_options(seed=seed, fps=fps, steps=steps, face_guidance=face_guidance,
-                                 body_guidance=body_guidance, style_guidance=style_guidance)
-        intensity = intensity or Intensity()
+        o = self.options(options, **overrides)
+        fps = check_float("--fps", fps, FPS_RANGE)
         reader = audio if isinstance(audio, AudioReader) else AudioReader.from_array(audio)
         n = reader.num_samples
         T = int(round(n / SAMPLE_RATE * MODEL_FPS))
         if T < 2:
             raise AudioError(f"audio too short: {n / SAMPLE_RATE:.3f} s")
-        source = self.phone_source(phones)
-        opts = dict(seed=seed, style=style, style_reference=style_reference, style_guidance=style_guidance,
-                    steps=steps, face_guidance=face_guidance, body_guidance=body_guidance, progress=progress,
-                    face_to_body=face_to_body, face_eta=face_eta, body_eta=body_eta)
-        if transcript:     # forced alignment over the whole clip
-            face_n, body_n, feats, (face_steps, body_steps) = self.sample_normalised(
-                reader.read(0, n), transcript=transcript, phones=phones, **opts)
-            idle = self.idle.sample(T, MODEL_FPS, seed=seed, energy=feats.energy)
-            face, rot = self.finish(face_n, body_n, idle.face, idle.eye_rotations, intensity)
+        if o.transcript:     # forced alignment over the whole clip
+            face_n, body_n, feats, _ = self.sample_normalised(reader.read(0, n), o, progress=progress,
+                                                              face_to_body=face_to_body)
+            idle = self.idle.sample(T, MODEL_FPS, seed=o.seed, energy=feats.energy)
+            face, rot = self.finish(face_n, body_n, idle.face, idle.eye_rotations, o.intensity)
             phone_source = feats.phone_source    # "aligned", or the source used when alignment failed
         else:
-            face, rot, (face_steps, body_steps), phone_source = self._generate_chunked(
-                reader, T, source, intensity, batch_windows, feature_chunk_frames, **opts)
+            face, rot, phone_source = self._generate_chunked(reader, T, o, progress, face_to_body, batch_windows,
+                                                             feature_chunk_frames)
         meta = {
-            "model_version": self.version, "seed": int(seed), "style": style,
-            "style_reference": None if style_reference is None else str(style_reference.meta.get("source", "clip")),
-            "style_guidance": float(style_guidance),
-            "intensity": asdict(intensity), "steps": {"face": face_steps, "body": body_steps},
-            "guidance": {"face": face_guidance, "body": body_guidance, "face_rescale": FACE_GUIDANCE_RESCALE},
+            "model_version": self.version, "seed": o.seed, "style": o.style,
+            "style_reference": None if o.style_reference is None else str(o.style_reference.meta.get("source", "clip")),
+            "style_guidance": o.style_guidance,
+            "intensity": asdict(o.intensity), "steps": {"face": o.face.steps, "body": o.body.steps},
+            "guidance": {"face": o.face.guidance, "body": o.body.guidance, "face_rescale": o.face.guidance_rescale},
             "audio_source": audio_source, "audio_offset_s": float(audio_offset_s),
             "audio_sample_rate": SAMPLE_RATE, "audio_duration_s": n / SAMPLE_RATE,
             "root": "locked", "phones": phone_source,
@@ -706,27 +707,22 @@ class MotionGenerator:
         del face, rot
         return out if abs(fps - MODEL_FPS) < 1e-9 else out.resample(fps)
 
-    def _generate_chunked(self, audio: AudioReader, T: int, phones: str, intensity: Intensity,
-                          batch_windows: int | None, feature_chunk_frames: int, *, seed, style, style_reference,
-                          style_guidance, steps, face_guidance, body_guidance, progress, face_to_body, face_eta,
-                          body_eta):
-        """:meth:`generate` in bounded memory: ``(face [T, 52], rotations [T, 55, 4], steps, phone source)``."""
+    def _generate_chunked(self, audio: AudioReader, T: int, o: SamplingOptions, progress: bool, face_to_body: bool,
+                          batch_windows: int | None, feature_chunk_frames: int):
+        """:meth:`generate` in bounded memory for resolved options ``o``: ``(face [T, 52], rotations [T, 55, 4],
+        phone source)``."""
         m = self.models
-        face_steps, body_steps = (int(steps), int(steps)) if steps else (FACE_STEPS, BODY_STEPS)
-        style_id, body_style_id = self.style_id(style), self.style_id(style, "body")
-        gen = torch.Generator().manual_seed(int(seed))
+        seed = o.seed
+        runs = self.stage_runs(o)
+        gen = torch.Generator().manual_seed(seed)
         layouts = self.feature_layouts
-        conds, energy, source = chunked_conditions(audio, T, sorted({layouts["face"], layouts["body"]}), phones,
-                                                   feature_chunk_frames, progress)
+        conds, energy, source = chunked_conditions(audio, T, sorted({layouts["face"], layouts["body"]}),
+                                                   self.phone_source(o.phones), feature_chunk_frames, progress)
         face_cond, body_feats = conds[layouts["face"]], conds[layouts["body"]]
         sched = m.diffusion.scheduler()
-        face_sv, body_sv = self.style_vectors(style_reference)
-        none = m.face.config.num_styles
-        sg = float(style_guidance) if (style_id != none or face_sv is not None) else 1.0
-        body_sg = float(style_guidance) if (body_style_id != none or body_sv is not None) else 1.0
         plans = [WindowPlan(T, self.window, self.overlap, m.face.config.motion_dim, None, batch_windows),
                  WindowPlan(T, self.window, self.overlap, m.body.config.motion_dim, None, batch_windows)]
-        states = rng_states(gen, [(plans[0], face_steps, face_eta), (plans[1], body_steps, body_eta)])
+        states = rng_states(gen, [(plan, r.sampling.steps, r.sampling.eta) for plan, r in zip(plans, runs)])
         outs = [_Rows(plans[0].D), _Rows(plans[1].D)]
         idle_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -756,9 +752,7 @@ class MotionGenerator:
             f = outs[0].a[idx - outs[0].base] if face_to_body else np.zeros((b - a, plans[0].D), np.float32)
             return np.concatenate([body_feats[idx], f], axis=1)
 
-        stage_args = [(m.face, face_rows, style_id, face_steps, face_guidance, face_sv, sg, face_eta,
-                       FACE_GUIDANCE_RESCALE),
-                      (m.body, body_rows, body_style_id, body_steps, body_guidance, body_sv, body_sg, body_eta, 0.0)]
+        rows_of = (face_rows, body_rows)
         done = [[0, 0], [0, 0]]
 
         def ready(st: int, p: int) -> bool:
@@ -769,7 +763,8 @@ class MotionGenerator:
 
         face = np.empty((T, 52), np.float32)
         rot = np.empty((T, 55, 4), np.float32)
-        rf, rb = smooth_radius(FACE_SMOOTH_SIGMA), smooth_radius(BODY_SMOOTH_SIGMA)
+        sf, sb = runs[0].sampling.smoothing_sigma, runs[1].sampling.smoothing_sigma
+        rf, rb = smooth_radius(sf), smooth_radius(sb)
         finished = 0
         bar = tqdm(total=plans[0].num_groups + plans[1].num_groups, desc="face and body stages", unit="batch",
                    disable=not progress or plans[0].num_groups < 2, leave=False)
@@ -779,10 +774,8 @@ class MotionGenerator:
             if todo is None:
                 break
             st, p = todo
-            model, rows, sid, nsteps, guid, sv, sgs, eta, rescale = stage_args[st]
             gen.set_state(states[st][p][done[st][p]])
-            plans[st].sample_group(p, done[st][p], outs[st], rows, model, sched, sid, nsteps, gen, guid, sv, sgs,
-                                   eta, rescale)
+            runs[st].sample_group(plans[st], p, done[st][p], outs[st], rows_of[st], sched, gen)
             done[st][p] += 1
             bar.update()
             fronts = [plans[k].frontier(*done[k]) for k in (0, 1)]
@@ -790,10 +783,10 @@ class MotionGenerator:
             if upto > finished:
                 a, b = finished, upto
                 lo, hi = max(0, a - rf), min(T, b + rf)
-                fs = smooth_frames(outs[0].get(lo, hi), FACE_SMOOTH_SIGMA)[a - lo:b - lo]
+                fs = smooth_frames(outs[0].get(lo, hi), sf)[a - lo:b - lo]
                 lo, hi = max(0, a - rb), min(T, b + rb)
-                bs = smooth_frames(outs[1].get(lo, hi), BODY_SMOOTH_SIGMA)[a - lo:b - lo]
-                face[a:b], rot[a:b] = self.finish(fs, bs, *idle_rows(a, b), intensity)
+                bs = smooth_frames(outs[1].get(lo, hi), sb)[a - lo:b - lo]
+                face[a:b], rot[a:b] = self.finish(fs, bs, *idle_rows(a, b), o.intensity)
                 finished = b
                 pending = [plans[k].groups[q][done[k][q]][0] for k in (0, 1) for q in (0, 1)
                            if done[k][q] < len(plans[k].groups[q])]
@@ -803,7 +796,7 @@ class MotionGenerator:
         bar.close()
         if finished != T:
             raise RuntimeError(f"chunked generation finished {finished} of {T} frames")
-        return face, rot, (face_steps, body_steps), source
+        return face, rot, source
 
     def finish(self, face_n: np.ndarray, body_n: np.ndarray, idle_face: np.ndarray, eye_rotations: np.ndarray,
                intensity: Intensity, variance_compensation: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -848,7 +841,7 @@ class MotionGenerator:
             self._reference_pose = sixd_to_quat(mean).astype(np.float32)
         return self._reference_pose
 
-    def animate_file(self, path: str | os.PathLike, **kwargs) -> MotionClip:
+    def animate_file(self, path: str | os.PathLike, options: SamplingOptions | None = None, **kwargs) -> MotionClip:
         """Load an audio file (any common format, rate, channels) and :meth:`generate` for it. A file longer
         than :data:`LONG_AUDIO_S` is decoded block by block into a temporary file
         (:meth:`AudioReader.decode_file`) instead of memory."""
@@ -859,7 +852,7 @@ class MotionGenerator:
             long = False
         audio = AudioReader.decode_file(path) if long else load_audio(path)
         try:
-            return self.generate(audio, audio_source=str(Path(path).resolve()), **kwargs)
+            return self.generate(audio, options, audio_source=str(Path(path).resolve()), **kwargs)
         finally:
             if long:
                 audio.close()

@@ -38,16 +38,14 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import diffusion
 from .audio import SAMPLE_RATE
 from .clip import MotionClip
 from .errors import AudioError, ChatAnyoneError
 from .features import StreamingFeatures, extract_features
 from .frames import MotionFrame
 from .representation import FACE_MOUTH_DIM
-from .inference import (BODY_GUIDANCE, BODY_SMOOTH_SIGMA, FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, MODEL_FPS,
-                        BODY_STEPS, FACE_STEPS, STYLE_GUIDANCE, Intensity, MotionGenerator, crossfade_weights, smooth_frames,
-                        smooth_radius)
+from .inference import MODEL_FPS, MotionGenerator, crossfade_weights, smooth_frames, smooth_radius
+from .options import SamplingOptions
 
 #: Samples of audio the features of a frame need after the frame's time: YIN's centred 64 ms frame
 #: (32 ms), the 10 ms box smoothing and the 100 Hz -> 30 fps interpolation (20 ms), rounded up to 64 ms.
@@ -77,8 +75,8 @@ class StreamConfig:
             48-frame window) took 171-177 ms median on the 2-core CPU machine under load, so a hop of 3
             frames (100 ms) does not keep up with live audio there; 6 does.
         lookahead_frames: frames of audio after the last emitted frame that a step waits for L (>= 0).
-        steps: denoising steps per window, both stages (default: :data:`motion.inference.FACE_STEPS` and
-            :data:`motion.inference.BODY_STEPS`).
+        steps: denoising steps per window, both stages, in place of the options' (default ``None``: the
+            :class:`motion.options.SamplingOptions` given to the stream, else the checkpoint's defaults).
 
     Raises:
         ChatAnyoneError: a schedule that does not fit (W not a multiple of 3, H + L >= W, ...).
@@ -191,9 +189,12 @@ class MotionStream:
 
     Args:
         generator: a loaded :class:`MotionGenerator` (its weights are used as they are).
-        seed, style, style_reference, style_guidance, intensity, face_guidance, body_guidance: as in
-            :meth:`MotionGenerator.generate`.
-        config: :class:`StreamConfig` (window schedule, denoising steps).
+        options: :class:`motion.options.SamplingOptions`, as for :meth:`MotionGenerator.generate` (values left
+            ``None``: the checkpoint's defaults); no transcript (a stream has no text).
+        **overrides: the same as keyword arguments over ``options`` (``seed``, ``style``, ``style_reference``,
+            ``style_guidance``, ``intensity``, ``face_guidance``, ``body_guidance``, ...;
+            :meth:`motion.options.SamplingOptions.from_arguments`).
+        config: :class:`StreamConfig` (window schedule; its ``steps``, when set, replace both stages' steps).
         warm_up: run one step on silence at construction, so the first real step does not pay PyTorch's
             first-call costs (default True; :func:`stream_clip` turns it off).
         adaptive: run a :class:`DegradePolicy`: fewer denoising steps while the steps take longer than the
@@ -206,6 +207,8 @@ class MotionStream:
 
     Attributes:
         fps: 30.0, the rate of the frames yielded.
+        options: the resolved :class:`motion.options.SamplingOptions` (every sampling value set).
+        steps: ``(face, body)`` denoising steps; ``active_steps``: those of the next step (fewer while degraded).
         lookahead_s: seconds of audio after a frame's time needed before the frame is final.
         max_wait_s: longest time a frame can wait for its audio and its step, compute excluded:
             ``(hop_frames - 1 + lookahead_frames) / 30 + 0.064`` s.
@@ -214,35 +217,34 @@ class MotionStream:
 
     fps = MODEL_FPS
 
-    def __init__(self, generator: MotionGenerator, *, seed: int = 0, style: str | None = None,
-                 style_reference: MotionClip | None = None, style_guidance: float = STYLE_GUIDANCE,
-                 intensity: Intensity | None = None, face_guidance: float = FACE_GUIDANCE,
-                 body_guidance: float = BODY_GUIDANCE, config: StreamConfig | None = None,
-                 warm_up: bool = True, adaptive: bool = False,
+    def __init__(self, generator: MotionGenerator, options: SamplingOptions | None = None, *,
+                 config: StreamConfig | None = None, warm_up: bool = True, adaptive: bool = False,
                  deadline: Callable[[int], float | None] | None = None,
                  on_degrade: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, **overrides):
         self.gen = generator
-        lay = generator.feature_layouts  # model-input layout per stage and phone source
-        self._layouts = (lay["face"], lay["body"])
-        self._stream_features = StreamingFeatures(self._layouts, lay["phones"])
         self.config = cfg = config or StreamConfig()
+        if cfg.steps:
+            overrides["steps"] = cfg.steps
+        self.options = o = generator.options(options, **overrides)
+        if o.transcript:
+            raise ChatAnyoneError("a stream takes no transcript (forced alignment needs the whole audio); "
+                                  "use MotionGenerator.generate")
+        lay = generator.feature_layouts  # model-input layout per stage
+        self._layouts = (lay["face"], lay["body"])
+        self._stream_features = StreamingFeatures(self._layouts, generator.phone_source(o.phones))
         if cfg.context_frames > generator.models.face.config.max_frames:
             raise ChatAnyoneError(f"context_frames {cfg.context_frames} exceeds the model's "
                                   f"{generator.models.face.config.max_frames}")
-        self.seed = int(seed)
-        self.intensity = intensity or Intensity()
-        self.style_ids = (generator.style_id(style), generator.style_id(style, "body"))
-        self.style_vecs = generator.style_vectors(style_reference)
-        none = generator.models.face.config.num_styles
-        self.style_guidance = tuple(float(style_guidance) if (i != none or v is not None) else 1.0
-                                    for i, v in zip(self.style_ids, self.style_vecs))
-        self.guidance = (float(face_guidance), float(body_guidance))
-        self.steps = (int(cfg.steps), int(cfg.steps)) if cfg.steps else (FACE_STEPS, BODY_STEPS)
+        self.seed = o.seed
+        self.intensity = o.intensity
+        #: the face and the body stage as sampled (:class:`motion.inference.StageRun`)
+        self.runs = generator.stage_runs(o)
+        self.steps = (o.face.steps, o.body.steps)
         #: denoising steps (face, body) of the next step: :attr:`steps`, or fewer while degraded
         self.active_steps = self.steps
         self.clock, self.deadline, self.on_degrade = clock, deadline, on_degrade
-        passes = tuple((3 if sg != 1.0 else 2 if g != 1.0 else 1) for g, sg in zip(self.guidance, self.style_guidance))
+        passes = tuple((3 if r.style_guidance != 1.0 else 2 if r.sampling.guidance != 1.0 else 1) for r in self.runs)
         self.policy = DegradePolicy(self.steps, passes, cfg.hop_frames / MODEL_FPS) if adaptive else None
         self.scheduler = generator.models.diffusion.scheduler()
         W, H, L = cfg.context_frames, cfg.hop_frames, cfg.lookahead_frames
@@ -352,15 +354,16 @@ class MotionStream:
                                 num_frames=W, phones=False).stack().astype(np.float32)
         gen = torch.Generator().manual_seed(0)
         for st in range(2):
-            face_n = self._sample_stage(m.face, cond, np.zeros((W, m.face.config.motion_dim), np.float32),
-                                        W // 2 * st, 0, self.style_ids[0], gen)
-            self._sample_stage(m.body, np.concatenate([cond, face_n], 1),
-                               np.zeros((W, m.body.config.motion_dim), np.float32), W // 2 * st, 1,
-                               self.style_ids[1], gen)
+            face_n = self._sample_stage(0, cond, np.zeros((W, m.face.config.motion_dim), np.float32), W // 2 * st, gen)
+            self._sample_stage(1, np.concatenate([cond, face_n], 1), np.zeros((W, m.body.config.motion_dim), np.float32),
+                               W // 2 * st, gen)
 
-    def _sample_stage(self, model, cond: np.ndarray, known: np.ndarray, n_known: int, stage: int, style: int,
+    def _sample_stage(self, stage: int, cond: np.ndarray, known: np.ndarray, n_known: int,
                       gen: torch.Generator) -> np.ndarray:
-        D = model.config.motion_dim
+        """``[W, D]`` normalised motion of stage ``stage`` (0 face, 1 body) for a ``[W, C]`` window, its first
+        ``n_known`` frames inpainted from ``known``, with :attr:`active_steps`."""
+        run = self.runs[stage]
+        D = run.model.config.motion_dim
         W = cond.shape[0]
         mask = None
         kn = None
@@ -369,10 +372,7 @@ class MotionStream:
             kn[0, :n_known] = torch.from_numpy(known[:n_known])
             mask = torch.zeros((1, W, D), dtype=torch.bool)
             mask[:, :n_known] = True
-        x0 = diffusion.sample(model, self.scheduler, torch.from_numpy(cond)[None], torch.tensor([style]),
-                              self.active_steps[stage], gen, kn, mask, self.guidance[stage], style_vec=self.style_vecs[stage],
-                              style_guidance=self.style_guidance[stage], null_style=model.config.num_styles,
-                              guidance_rescale=FACE_GUIDANCE_RESCALE if stage == 0 else 0.0)
+        x0 = run.sample(self.scheduler, torch.from_numpy(cond)[None], gen, kn, mask, steps=self.active_steps[stage])
         return x0[0].numpy()
 
     def _causal_low_pass(self, key: str, x: np.ndarray) -> np.ndarray:
@@ -422,7 +422,6 @@ class MotionStream:
     def _run_step(self, end_ext: int, emit_end_ext: int) -> list[MotionFrame]:
         t0 = self.clock()
         W = self.config.context_frames
-        m = self.gen.models
         e = end_ext + self._pad
         s = e - W
         committed = self._emitted + self._pad           # internal frames < committed are fixed
@@ -451,9 +450,9 @@ class MotionStream:
             return new
         old_face = self._face_n[k0 + j0:k0 + j0 + n_prev].copy()
         old_body = self._body_n[k0 + j0:k0 + j0 + n_prev].copy()
-        face_n = ensemble(self._sample_stage(m.face, cond, known_face, n_known, 0, self.style_ids[0], gen), old_face)
+        face_n = ensemble(self._sample_stage(0, cond, known_face, n_known, gen), old_face)
         body_cond = np.concatenate([body_feats, face_n], axis=1)
-        body_n = ensemble(self._sample_stage(m.body, body_cond, known_body, n_known, 1, self.style_ids[1], gen),
+        body_n = ensemble(self._sample_stage(1, body_cond, known_body, n_known, gen),
                           old_body, shift=True)
         # keep the window's motion (the committed part is unchanged by inpainting)
         self._face_n = np.concatenate([self._face_n[:k0], face_n])
@@ -462,8 +461,8 @@ class MotionStream:
         a_int, b_int = self._emitted + self._pad, emit_end_ext + self._pad
         i0, i1 = a_int - self._motion_base, b_int - self._motion_base
         idle_face, eye_rot = self._idle_frames(self._emitted, emit_end_ext)
-        face_n = self._smoothed(self._face_n, i0, i1, FACE_SMOOTH_SIGMA)
-        body_n = self._smoothed(self._body_n, i0, i1, BODY_SMOOTH_SIGMA)
+        face_n = self._smoothed(self._face_n, i0, i1, self.runs[0].sampling.smoothing_sigma)
+        body_n = self._smoothed(self._body_n, i0, i1, self.runs[1].sampling.smoothing_sigma)
         face_n[:, FACE_MOUTH_DIM:] = self._causal_low_pass("head", face_n[:, FACE_MOUTH_DIM:])
         body_n = self._causal_low_pass("body", body_n)
         # no body variance compensation: it is fitted for the offline sampler, and the short streaming
@@ -490,20 +489,21 @@ class MotionStream:
         return frames
 
 
-def stream_clip(generator: MotionGenerator, audio: np.ndarray, chunk_samples: int | None = None,
-                **kwargs) -> MotionClip:
+def stream_clip(generator: MotionGenerator, audio: np.ndarray, options: SamplingOptions | None = None,
+                chunk_samples: int | None = None, **kwargs) -> MotionClip:
     """Run ``audio`` (``[N]`` float32, 16 kHz mono) through a :class:`MotionStream` and stack the frames.
 
     Args:
+        options: :class:`motion.options.SamplingOptions` (``None``: the checkpoint's defaults).
         chunk_samples: push the audio in chunks of this many samples (default: all at once; the result
             is the same either way).
-        **kwargs: :class:`MotionStream` options.
+        **kwargs: :class:`MotionStream` keyword arguments (``config``, ... and option overrides such as ``seed``).
     Returns:
         ``MotionClip`` at 30 fps with ``round(N / 16000 * 30)`` frames; ``meta["streaming"]`` holds the
         schedule.
     """
     kwargs.setdefault("warm_up", False)
-    stream = MotionStream(generator, **kwargs)
+    stream = MotionStream(generator, options, **kwargs)
     frames: list[MotionFrame] = []
     step = chunk_samples or max(1, len(audio))
     for i in range(0, len(audio), step):

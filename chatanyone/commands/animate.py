@@ -79,15 +79,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--style-reference", default=None, metavar="CLIP",
                         help="take the manner of motion from this clip: a MotionClip .npz or a Live Link Face .csv")
     parser.add_argument("--style-guidance", type=float, default=None,
-                        help="classifier-free guidance on the style, 0..10 (default motion.inference.STYLE_GUIDANCE; 1 = off)")
+                        help="classifier-free guidance on the style, 0..10 (default: the checkpoint's, 1 = off for the shipped one)")
     parser.add_argument("--steps", type=int, default=None,
-                        help="denoising steps per stage, 1..50 (default 4 face, 6 body)")
+                        help="denoising steps per stage, 1..50 (default: the checkpoint's, 4 face and 6 body for the shipped one)")
     parser.add_argument("--transcript", default=None,
                         help="text of the speech, if known: phones force-aligned to it (audio of at most 3 minutes)")
     parser.add_argument("--face-guidance", type=float, default=None,
-                        help="classifier-free guidance on audio for the face, 0..10 (default motion.inference.FACE_GUIDANCE = 2.0; 1 = off)")
+                        help="classifier-free guidance on audio for the face, 0..10 (default: the checkpoint's, 2 for the shipped one; 1 = off)")
     parser.add_argument("--body-guidance", type=float, default=None,
-                        help="classifier-free guidance on audio for the body, 0..10 (default motion.inference.BODY_GUIDANCE = 1, off)")
+                        help="classifier-free guidance on audio for the body, 0..10 (default: the checkpoint's, 1 = off for the shipped one)")
     parser.add_argument("--formats", default=DEFAULT_FORMATS,
                         help=f"comma list of npz, glb, vrma, bvh, csv or all (default {DEFAULT_FORMATS})")
     parser.add_argument("--bone-names", choices=("smplx", "mixamo"), default="smplx",
@@ -116,17 +116,17 @@ def run(a: argparse.Namespace) -> int:
         raise ChatAnyoneError(f"unknown style {a.style!r}; choose one of {style_presets(info)[0]}")
     from motion.inference import Intensity, MotionGenerator, load_style_reference
     intensity = Intensity(a.expression, a.head, a.gesture)
-    guidance = {k: v for k, v in (("face_guidance", a.face_guidance), ("body_guidance", a.body_guidance),
-                                  ("style_guidance", a.style_guidance)) if v is not None}
     reference = load_style_reference(a.style_reference) if a.style_reference else None
     phases = _Phases(["loading model", "generating motion", "writing files"],
                      enabled=not a.quiet and duration_s > PROGRESS_MIN_AUDIO_S)
     try:
         gen = MotionGenerator(a.checkpoint, mouth_scale=a.mouth_scale == "iphone")
         phases.next()
+        # option values left None (no flag) are the checkpoint's defaults (motion.options.SamplingOptions)
         clip = gen.animate_file(audio, seed=a.seed, fps=a.fps, intensity=intensity, style=a.style,
                                 style_reference=reference, steps=a.steps, transcript=a.transcript,
-                                progress=not a.quiet, **guidance)
+                                face_guidance=a.face_guidance, body_guidance=a.body_guidance,
+                                style_guidance=a.style_guidance, progress=not a.quiet)
         phases.next()
         try:
             out_dir.mkdir(parents=True, exist_ok=True)
