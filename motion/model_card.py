@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .checkpoint import load_models
 from .fileio import atomic_output
-from .inference import BODY_GUIDANCE, BODY_STEPS, FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_STEPS
+from .options import checkpoint_sampling
 
 
 def _mouth_gains(gain: list[float]) -> list[tuple[str, float]]:
@@ -23,6 +23,7 @@ def _mouth_gains(gain: list[float]) -> list[tuple[str, float]]:
 def render(checkpoint: str, report: str) -> str:
     m = load_models(checkpoint)
     info = m.info
+    face, body = (d := checkpoint_sampling(info)).face, d.body   # the defaults `chatanyone animate` samples with
     tr = info["training"]
     cfg = tr["config"]
     n_params = {s: sum(p.numel() for p in getattr(m, s).parameters()) for s in ("face", "body")}
@@ -31,7 +32,7 @@ def render(checkpoint: str, report: str) -> str:
         "Hierarchical motion diffusion (after ChatAnyone, arXiv 2503.21144): a face stage (audio -> 27 mouth/jaw "
         "ARKit weights + neck/head rotation) and a body stage (audio + face stage output -> 11 upper-body joints "
         "and 2 x 15 finger joints), transformer denoisers with AdaLN(timestep, style), "
-        f"DDIM with {FACE_STEPS} (face) and {BODY_STEPS} (body) steps (trained with a "
+        f"DDIM with {face.steps} (face) and {body.steps} (body) steps (trained with a "
         f"{m.diffusion.num_train_timesteps}-step schedule), x0 prediction, {info['window']}-frame windows with "
         f"{info['overlap']}-frame overlaps sampled in two batched passes (even windows, then odd windows "
         "inpainted from both neighbours with raised-cosine cross-fades at the joins)"
@@ -103,9 +104,9 @@ def render(checkpoint: str, report: str) -> str:
         f"Final training loss (EMA, normalised units): face {tr['face_final_loss']:.4f}, body "
         f"{tr['body_final_loss']:.4f}.", "",
         "## Held-out evaluation (`chatanyone evaluate`)", "",
-        f"Sampling as `chatanyone animate` does by default: {FACE_STEPS} (face) and {BODY_STEPS} (body) DDIM steps, "
-        f"classifier-free guidance on audio {FACE_GUIDANCE:g} for the face stage (guidance rescale "
-        f"{FACE_GUIDANCE_RESCALE:g}, Lin et al. 2024) and {BODY_GUIDANCE:g} for the "
+        f"Sampling as `chatanyone animate` does by default: {face.steps} (face) and {body.steps} (body) DDIM steps, "
+        f"classifier-free guidance on audio {face.guidance:g} for the face stage (guidance rescale "
+        f"{face.guidance_rescale:g}, Lin et al. 2024) and {body.guidance:g} for the "
         "body stage, seed 0.", "",
     ]
     body = Path(report).read_text().split("\n", 1)[1].lstrip("\n")
