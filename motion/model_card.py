@@ -20,6 +20,18 @@ def _mouth_gains(gain: list[float]) -> list[tuple[str, float]]:
     return [(ARKIT_NAMES[c], float(g)) for c, g in zip(ARKIT_MOUTH, gain)]
 
 
+def _mouth_scale_lines(info: dict) -> list[str]:
+    ms = info.get("sampling", {}).get("mouth_scale")
+    if not ms:
+        return []
+    gains = ", ".join(f"{n} {g:.2f}" for n, g in zip(ms["channels"], ms["gain"]) if g != 1 and not n.endswith("Right"))
+    return [f"Mouth scale: the output is mapped to iPhone ARKit scale (`motion.face_scale`; `--mouth-scale native` "
+            "turns it off): each mouth channel is scaled about the model's resting value by the ratio of the "
+            "dynamic range (5-95 %) of seven real iPhone Live Link speaking takes to the model's own on its training "
+            f"audio ({ms['stats'].get('frames', 0)} frames), at most one octave either way: {gains} (Left = Right; "
+            "others 1). The lip-sync comparisons with capture below are made in the model's own scale.", ""]
+
+
 def render(checkpoint: str, report: str) -> str:
     m = load_models(checkpoint)
     info = m.info
@@ -70,8 +82,9 @@ def render(checkpoint: str, report: str) -> str:
         *([f"chatanyone prepare ../shared/data/videos -o {d}" for d in cfg.get("prepared", [])]),
         f"{tr['command']}",
         "```", "",
-        *([f"The face stage was not trained again: it is the one of `{cfg['face_from']}` (config `face_from`), "
-           "trained by the same config with the 0.3.x body settings.", ""] if cfg.get("face_from") else []),
+        *([f"The face stage was not trained again: it is the one of `{cfg['face_from']}` (config `face_from`"
+           + (f", version {tr['face_from']['version']}" if tr.get("face_from") else "") + "); this run trained the "
+           "body stage on its output.", ""] if cfg.get("face_from") else []),
         *([f"Body variance compensation (`motion.train.fit_body_gain`, after Toda & Tokuda's global variance): "
            f"on its training clips ({', '.join(tr['body_gain']['clips'])}; seeds {tr['body_gain']['seeds']}) the "
            f"body stage's output varies less than the capture (mean per-channel std "
@@ -79,18 +92,20 @@ def render(checkpoint: str, report: str) -> str:
            "each body channel is scaled about its generated mean by std(capture) / std(generated), clipped to "
            f"{tr['body_gain']['gain_range']} (median gain {tr['body_gain']['gain_median']:.2f}). The body table "
            "has the model without it as a row.", ""] if tr.get("body_gain") else []),
-        *([f"Face stage: fine-tuned from `{cfg['face_init']}` (same architecture). It denoises the residual over a "
+        *([("Face stage: " + (f"fine-tuned from `{cfg['face_init']}` (same architecture). " if cfg.get("face_init")
+            else f"`{cfg['face_from']}`'s. " if cfg.get("face_from") else "") + "It denoises the residual over a "
            "phone-rule mouth (`motion.lipsync.PhoneRulePrior`: the pocketsphinx all-phone posteriors of the input "
            "-> Oculus/MPEG-4 visemes -> ARKit weights with a Cohen-Massaro dominance blend of "
            f"{info['face_prior'].get('sigma_s', 0.03) * 1000:.0f} ms), scaled per channel by the least-squares "
            "slope of the training capture on the rule (" + ", ".join(
                f"{n} {g:.2f}" for n, g in _mouth_gains(info['face_prior'].get('gain', [])) if g > 0) + "); "
            "sampling adds the rule back. Phones are recognised by default, offline (per minute of audio) and "
-           "streaming (per window).", ""] if info.get("face_prior") else []),
+           "streaming (per window)."), ""] if info.get("face_prior") else []),
         *(["The mouth channels are the face stage's first denoising step's x0 prediction (its estimate of "
            "E[mouth | audio]: on the held-out speakers it followed the captured mouths more closely than the "
            "end of the stochastic trajectory); head motion keeps the full DDIM sampling.", ""]
           if info.get("sampling", {}).get("face_mean_channels") else []),
+        *_mouth_scale_lines(info),
         *([f"Audio-video sync: each tracked video's capture was shifted onto its audio by the lag (within "
            f"+-{cfg.get('av_sync_max_frames', 10)} frames) at which the phone-rule jaw best matches the tracked jaw "
            "(`motion.lipsync.av_offset_frames`): " + ", ".join(

@@ -558,6 +558,7 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
         prev = load_models(cfg.face_from)
         face_model, face_loss = prev.face, float(prev.info["training"]["face_final_loss"])
         face_mean, face_std = prev.face_mean.numpy(), prev.face_std.numpy()
+        face_from_info = {"checkpoint": str(cfg.face_from), "version": prev.info.get("version")}
         log.append({"stage": "face stage", "reused_from": str(cfg.face_from)})
     else:
         face_model = MotionDenoiser(dcfg(FACE_DIM, FEATURE_DIM))
@@ -641,6 +642,8 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
     models = StageModels(face_model, body_model, torch.from_numpy(face_mean), torch.from_numpy(face_std),
                          torch.from_numpy(body_mean), torch.from_numpy(body_std),
                          DiffusionConfig(num_inference_steps=cfg.inference_steps), info)
+    if cfg.face_from:
+        info["training"]["face_from"] = face_from_info
     if cfg.body_from:  # the reused body stage keeps its variance compensation and its training record
         models.body_gain, models.body_gain_center = prev.body_gain, prev.body_gain_center
         prev_tr = prev.info.get("training", {})
