@@ -6,12 +6,12 @@ on short windows that slide with the audio:
 * every ``hop_frames`` frames (a *step*), one window of ``context_frames`` frames ending ``lookahead_frames``
   frames after the newest frame to emit is sampled, face stage then body stage;
 * the window's frames already emitted are inpainted (kept fixed), so the motion continues them without a
-  seam (the overlap-inpainting of ChatAnyone §3.1 / offline :func:`motion.inference.sample_windows`);
+  seam (the overlap-inpainting of ChatAnyone §3.1 / offline :func:`motion.windows.sample_windows`);
 * the newest ``hop_frames`` frames are emitted, after the same temporal smoothing as offline
-  (:func:`motion.inference.smooth_frames`, which reads 2 frames on each side); the last
+  (:func:`motion.windows.smooth_frames`, which reads 2 frames on each side); the last
   ``lookahead_frames`` frames of the window are only a look ahead and are sampled again by the next step,
   which cross-fades from that earlier sample into its own over those frames (raised cosine,
-  :func:`motion.inference.crossfade_weights`: temporal ensembling at the hop join).
+  :func:`motion.windows.crossfade_weights`: temporal ensembling at the hop join).
 
 A frame at time ``t`` is therefore final once the audio up to ``t + lookahead_s`` has arrived
 (:attr:`MotionStream.lookahead_s`: ``lookahead_frames / 30`` s plus 64 ms the audio features look ahead),
@@ -44,7 +44,8 @@ from .errors import AudioError, ChatAnyoneError
 from .features import StreamingFeatures, extract_features
 from .frames import MotionFrame
 from .representation import FACE_MOUTH_DIM
-from .inference import MODEL_FPS, MotionGenerator, crossfade_weights, smooth_frames, smooth_radius
+from .inference import MODEL_FPS, MotionGenerator
+from .windows import crossfade, crossfade_weights, smooth_frames, smooth_radius
 from .options import SamplingOptions
 
 #: Samples of audio the features of a frame need after the frame's time: YIN's centred 64 ms frame
@@ -238,7 +239,7 @@ class MotionStream:
                                   f"{generator.models.face.config.max_frames}")
         self.seed = o.seed
         self.intensity = o.intensity
-        #: the face and the body stage as sampled (:class:`motion.inference.StageRun`)
+        #: the face and the body stage as sampled (:class:`motion.windows.StageRun`)
         self.runs = generator.stage_runs(o)
         self.steps = (o.face.steps, o.body.steps)
         #: denoising steps (face, body) of the next step: :attr:`steps`, or fewer while degraded
@@ -446,7 +447,7 @@ class MotionStream:
                     k = np.arange(len(new) - j0)
                     decay = np.clip(1 - k / STREAM_OFFSET_FRAMES, 0, 1)[:, None]
                     new[j0:] += (old_rows[0] - new[j0]) * decay
-                new[j0:j0 + n_prev] = (1 - w) * old_rows + w * new[j0:j0 + n_prev]
+                new[j0:j0 + n_prev] = crossfade(old_rows, new[j0:j0 + n_prev], w)
             return new
         old_face = self._face_n[k0 + j0:k0 + j0 + n_prev].copy()
         old_body = self._body_n[k0 + j0:k0 + j0 + n_prev].copy()

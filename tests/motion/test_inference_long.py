@@ -7,6 +7,7 @@ import pytest
 import soundfile as sf
 
 import motion.inference as inference
+import motion.windows as windows
 from motion.audio import load_audio
 from motion.features import extract_features
 from motion.inference import AudioReader, WindowPlan, chunked_conditions
@@ -47,7 +48,7 @@ def test_short_clip_is_identical_to_the_whole_clip_path(gen):
 def test_chunked_generation_equals_whole_clip_sampling(gen, speech, monkeypatch, eta):
     """One window per batch (so batches run out of order) and 100-frame feature chunks on 16 s of speech:
     the same motion as sampling the whole clip at once, also with DDIM noise (eta > 0) drawn per step."""
-    monkeypatch.setattr(inference, "MAX_BATCH_WINDOWS", 1)
+    monkeypatch.setattr(windows, "MAX_BATCH_WINDOWS", 1)
     T = int(round(len(speech) / 16000 * 30))
     plan = WindowPlan(T, gen.window, gen.overlap, 39)
     assert len(plan.groups[0]) >= 3 and len(plan.groups[1]) >= 2
