@@ -74,7 +74,7 @@ def main() -> int:
     med = {k: statistics.median(v) for k, v in times.items()}
     med["animate total"] = med["generate (all)"] + med["npz"] + med["glb"] + med["bvh"]
     print(f"audio: {a.seconds:.0f} s of real speech ({source}); repeats: {a.repeats}; torch threads: "
-          f"{torch.get_num_threads()}; model {gen.version}; default steps face {inference.FACE_STEPS}, body {inference.BODY_STEPS}")
+          f"{torch.get_num_threads()}; model {gen.version}; default steps face {gen.sampling.face.steps}, body {gen.sampling.body.steps}")
     print(f"{'part':<18}{'median s':>10}{'x real time':>14}")  # features: as generate() computes them (no phones)
     for k, v in med.items():
         print(f"{k:<18}{v:>10.3f}{a.seconds / v:>14.1f}")
