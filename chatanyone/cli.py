@@ -87,9 +87,7 @@ def build_parser(commands=None) -> argparse.ArgumentParser:
             sub.add_parser(name, help=help_text)
             continue
         module = command_module(name)
-        own = getattr(module, "OWN_PARSER", False)
-        sp = sub.add_parser(name, help=help_text, add_help=not own,
-                            description=getattr(module, "DESCRIPTION", None) or help_text)
+        sp = sub.add_parser(name, help=help_text, description=getattr(module, "DESCRIPTION", None) or help_text)
         module.add_arguments(sp)
         sp.set_defaults(run=module.run)
     return p
@@ -278,12 +276,8 @@ def main(argv: list[str] | None = None) -> int:
             filter_native_stderr(bool(argv) and argv[0] in FILTER_NATIVE_COMMANDS and not verbose):
         try:
             name = argv[0] if argv and argv[0] in COMMANDS else None
-            module = command_module(name) if name else None
-            if module is not None and getattr(module, "OWN_PARSER", False):   # the wrapped module parses
-                a = argparse.Namespace(command=name, args=argv[1:], run=module.run)
-            else:
-                a = build_parser([name] if name else []).parse_args(argv)
-                check_options(a)
+            a = build_parser([name] if name else []).parse_args(argv)
+            check_options(a)
             return int(a.run(a) or 0)
         except ChatAnyoneError as e:
             print(f"chatanyone: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -503,24 +503,19 @@ def torch_threads() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="chatanyone evaluate",
-                                 description="Metrics on held-out real data: lip sync against real capture of "
-                                             "unseen speakers, body, style, speed; next to baselines.")
-    ap.add_argument("--checkpoint", default=None, help="checkpoint to evaluate (default: the shipped one)")
-    ap.add_argument("--out", default="eval", help="folder for report.md and plots (default eval)")
-    ap.add_argument("--seed", type=int, default=0, help="random seed of the generated motion (default 0)")
-    ap.add_argument("--config", default=None, help="take the held-out clips from this training config")
-    ap.add_argument("--no-speed", action="store_true", help="skip the speed measurements")
-    ap.add_argument("--data", action="append", default=[], metavar="PREPARED_DIR",
-                    help="`chatanyone prepare` folder holding the held-out speakers' talking videos "
-                         "(repeatable; default runs/prepared when it exists)")
-    ap.add_argument("--baseline-checkpoint", default=None, metavar="PATH",
-                    help="also score this checkpoint in the lip-sync table (e.g. runs/checkpoints/v0.4.0.safetensors)")
-    ap.add_argument("--no-lipsync", action="store_true", help="skip the lip-sync-against-capture section")
-    ap.add_argument("--lipsync-only", action="store_true", help="only the lip-sync-against-capture section")
-    ap.add_argument("--no-streaming-lipsync", action="store_true",
-                    help="skip the streaming rows of the lip-sync section (the slowest part)")
-    a = ap.parse_args(argv)
+    """``python -m motion.evaluate``: the options of :mod:`motion.evaluate_cli`, then :func:`run_cli`."""
+    from .evaluate_cli import DESCRIPTION, add_arguments
+    ap = argparse.ArgumentParser(prog="chatanyone evaluate", description=DESCRIPTION)
+    add_arguments(ap)
+    return run_cli(ap.parse_args(argv))
+
+
+def run_cli(a: argparse.Namespace) -> int:
+    """Evaluate as the parsed ``chatanyone evaluate`` options say, print the report; returns 0.
+
+    Raises:
+        ChatAnyoneError: missing data or checkpoint, or an invalid config.
+    """
     from .errors import ChatAnyoneError
     try:
         text = run(a.checkpoint, a.out, a.seed, a.config, speed=not a.no_speed, data=a.data,

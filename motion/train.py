@@ -709,25 +709,24 @@ def add_mouth_scale(path: str | os.PathLike, train_clips: list[TrainingClip], pr
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="chatanyone train", description=__doc__.splitlines()[0])
-    ap.add_argument("config", help="TOML config (see configs/default.toml)")
-    ap.add_argument("--out-dir", help="override the config's out_dir")
-    ap.add_argument("--install", action="store_true",
-                    help="also copy the result to motion/checkpoints/default.safetensors")
-    ap.add_argument("--body-gain-only", action="store_true",
-                    help="do not train: re-fit the body variance compensation of the checkpoint already in "
-                         "out_dir on the config's training clips")
-    ap.add_argument("--mouth-scale-only", action="store_true",
-                    help="do not train: fit the iPhone ARKit mouth scale (motion.face_scale) of the checkpoint "
-                         "already in out_dir on the config's training clips")
-    ap.add_argument("--nproc", type=int, default=1,
-                    help="train with DDP in N local processes (gloo on CPU, NCCL with one GPU each); under "
-                         "torchrun leave it out (see README, Scaling out)")
-    a = ap.parse_args(argv)
-    if a.nproc < 1:
-        ap.error("--nproc must be >= 1")
+    """``python -m motion.train``: the options of :mod:`motion.train_cli`, then :func:`run_cli`."""
+    from .train_cli import DESCRIPTION, add_arguments
+    ap = argparse.ArgumentParser(prog="chatanyone train", description=DESCRIPTION)
+    add_arguments(ap)
+    return run_cli(ap.parse_args(argv))
+
+
+def run_cli(a: argparse.Namespace) -> int:
+    """Train (or re-fit) as the parsed ``chatanyone train`` options say; returns 0.
+
+    Raises:
+        ChatAnyoneError: a missing or invalid config, data or checkpoint; OptionError: ``--nproc`` < 1.
+    """
     from . import distributed as ddp
     from .errors import ChatAnyoneError
+    from .options import OptionError
+    if a.nproc < 1:
+        raise OptionError(f"--nproc must be >= 1, got {a.nproc}")
     try:
         cfg = TrainConfig.from_toml(a.config)
         if a.out_dir:

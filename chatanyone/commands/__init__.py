@@ -8,17 +8,9 @@ Every command module offers the same two functions:
   as one line ``chatanyone: error: ...`` and returns 2.
 
 A module is imported only when its command runs (``chatanyone --help`` imports none), and imports its heavy
-dependencies (torch, scipy, the model) inside ``run``. Where the library module has a ``python -m`` entry too
-(``export``: :mod:`exporters.cli`, ``prepare``: :mod:`motion.prepare.cli`), the command module takes that
-module's ``add_arguments`` and calls its ``run``, so both entries share one set of options. Commands whose
-options are still parsed by the library module they wrap (``train``, ``evaluate``) set ``OWN_PARSER = True``:
-``run`` gets ``args.args``, the words after the command name, and ``add_arguments`` only documents that.
+dependencies (torch, scipy, the model) inside ``run``. Where the library has a ``python -m`` entry too
+(``export``: :mod:`exporters.cli`, ``prepare``: :mod:`motion.prepare.cli`, ``train``: :mod:`motion.train_cli`,
+``evaluate``: :mod:`motion.evaluate_cli`), the command module takes that module's ``add_arguments`` and
+``run``, so both entries share one set of options.
 """
 from __future__ import annotations
-
-import argparse
-
-
-def add_passthrough(parser: argparse.ArgumentParser, command: str) -> None:
-    """``add_arguments`` of an ``OWN_PARSER`` command: its words go to the wrapped module's parser."""
-    parser.add_argument("args", nargs=argparse.REMAINDER, help=f"see `chatanyone {command} --help`")

@@ -1,18 +1,5 @@
-"""``chatanyone evaluate``: metrics on held-out real data (options, ``--seed`` included, parsed by
-:func:`motion.evaluate.main`)."""
+"""``chatanyone evaluate``: metrics on held-out real data. The options (``--seed`` included) are
+:mod:`motion.evaluate_cli`'s (shared with ``python -m motion.evaluate``; importing it loads no torch)."""
 from __future__ import annotations
 
-import argparse
-
-from . import add_passthrough
-
-OWN_PARSER = True
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_passthrough(parser, "evaluate")
-
-
-def run(args: argparse.Namespace) -> int:
-    from motion import evaluate
-    return evaluate.main(args.args)
+from motion.evaluate_cli import DESCRIPTION, add_arguments, run  # noqa: F401  (the command's options and run)

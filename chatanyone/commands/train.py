@@ -1,17 +1,5 @@
-"""``chatanyone train``: the motion model from a TOML config (options parsed by :func:`motion.train.main`)."""
+"""``chatanyone train``: the motion model from a TOML config. The options are :mod:`motion.train_cli`'s
+(shared with ``python -m motion.train``; importing it loads no torch)."""
 from __future__ import annotations
 
-import argparse
-
-from . import add_passthrough
-
-OWN_PARSER = True
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_passthrough(parser, "train")
-
-
-def run(args: argparse.Namespace) -> int:
-    from motion import train
-    return train.main(args.args)
+from motion.train_cli import DESCRIPTION, add_arguments, run  # noqa: F401  (the command's options and run)

@@ -33,6 +33,8 @@ def loaded_after(code: str) -> dict:
     "from chatanyone.cli import main; main(['render', '--help'])",
     "from chatanyone.cli import main; main(['export', '--help'])",
     "from chatanyone.cli import main; main(['prepare', '--help'])",
+    "from chatanyone.cli import main; main(['train', '--help'])",
+    "from chatanyone.cli import main; main(['evaluate', '--help'])",
     "from chatanyone.cli import main; main(['animate', '/no/such.wav'])",
 ])
 def test_light_paths_import_no_torch_scipy_or_diffusers(code):
@@ -45,7 +47,7 @@ def test_every_command_module_offers_add_arguments_and_run():
     for name in cli.COMMANDS:
         module = cli.command_module(name)
         assert callable(module.add_arguments) and callable(module.run), name
-        p = argparse.ArgumentParser(prog=f"chatanyone {name}", add_help=not getattr(module, "OWN_PARSER", False))
+        p = argparse.ArgumentParser(prog=f"chatanyone {name}")
         module.add_arguments(p)
     full = cli.build_parser()    # every command with its options, as `chatanyone CMD --help` shows them
     assert full.parse_args(["animate", "a.wav", "--seed", "3"]).seed == 3
@@ -59,24 +61,34 @@ def test_prepare_and_export_share_their_modules_options(tmp_path, capsys):
     from motion.prepare import cli as prepare_cli
     assert cli.command_module("prepare").add_arguments is prepare_cli.add_arguments
     assert cli.command_module("export").add_arguments is export_cli.add_arguments
-    assert not any(getattr(cli.command_module(n), "OWN_PARSER", False) for n in ("prepare", "export"))
+    from motion import evaluate_cli, train_cli
+    assert cli.command_module("train").add_arguments is train_cli.add_arguments
+    assert cli.command_module("evaluate").add_arguments is evaluate_cli.add_arguments
+    e = cli.build_parser(["evaluate"]).parse_args(["evaluate", "--seed", "7", "--lipsync-only"])
+    assert (e.seed, e.lipsync_only, e.run) == (7, True, evaluate_cli.run)   # evaluate keeps --seed
+    t = cli.build_parser(["train"]).parse_args(["train", "c.toml", "--nproc", "2"])
+    assert (t.config, t.nproc, t.run) == ("c.toml", 2, train_cli.run)
     a = cli.build_parser(["prepare"]).parse_args(["prepare", "--ray", "clips/", "-o", "out", "--fix-sync"])
     assert (a.ray, a.ray_inputs, a.inputs, a.fix_sync) == ("local", ["clips/"], [], True)
     out = tmp_path / "out"
     for argv in (["prepare", "-o", str(out)], ["prepare", "x.mp4", "-o", str(out), "--workers", "0"],
-                 ["prepare", "x.mp4"], ["export", str(tmp_path / "x.npz"), "-f", "nope", "-o", str(out)]):
+                 ["prepare", "x.mp4"], ["export", str(tmp_path / "x.npz"), "-f", "nope", "-o", str(out)],
+                 ["train", "c.toml", "--nproc", "0"], ["train", str(tmp_path / "none.toml")],
+                 ["evaluate", "--seed", "-1"]):
         assert cli.main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("chatanyone: error: ") and err.count("\n") == 1, err
     assert not out.exists()
 
 
-def test_evaluate_gets_every_word_after_its_name(monkeypatch):
+def test_evaluate_gets_every_option_seed_included(monkeypatch):
+    """``chatanyone evaluate`` hands every parsed option to :func:`motion.evaluate.run` (``--seed`` kept)."""
     from motion import evaluate
     seen = []
-    monkeypatch.setattr(evaluate, "main", lambda argv: seen.append(argv) or 0)
-    assert cli.main(["evaluate", "--seed", "7", "--lipsync-only", "--out", "x"]) == 0
-    assert seen == [["--seed", "7", "--lipsync-only", "--out", "x"]]
+    monkeypatch.setattr(evaluate, "run", lambda *a, **k: seen.append((a, k)) or "report")
+    assert cli.main(["evaluate", "--seed", "7", "--lipsync-only", "--out", "x", "--no-speed"]) == 0
+    (args, kw), = seen
+    assert args == (None, "x", 7, None) and kw["lipsync_only"] and not kw["speed"]
 
 
 def test_console_script_exit_keeps_output_and_codes(tmp_path):
