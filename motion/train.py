@@ -33,6 +33,7 @@ from .features import FEATURE_DIM, PHONE_SLICE, PHONES, SIL_INDEX, extract_featu
 from .inference import (FACE_GUIDANCE, FACE_GUIDANCE_RESCALE, FACE_SMOOTH_SIGMA, FACE_STEPS, MotionGenerator,
                         sample_windows, smooth_frames)
 from .model import DenoiserConfig, MotionDenoiser
+from .options import checkpoint_sampling, sampling_info
 from .representation import (BODY_DIM, FACE_DIM, FACE_MOUTH_DIM, body_vector, body_vector_mask,
                              face_vector, face_vector_mask)
 from .rotations import mirror_quat
@@ -627,7 +628,9 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
         "window": W,
         "overlap": cfg.overlap,
         **({"face_prior": face_model.prior.info()} if face_model.prior is not None else {}),
-        **({"sampling": {"face_mean_channels": FACE_MOUTH_DIM}} if cfg.face_mouth_from_first_step else {}),
+        # the sampling `chatanyone animate` uses by default, stored with the weights (motion.options)
+        "sampling": {**sampling_info(checkpoint_sampling({})),
+                     **({"face_mean_channels": FACE_MOUTH_DIM} if cfg.face_mouth_from_first_step else {})},
         "training": {
             "config": asdict(cfg), "command": "chatanyone train " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["train"] else sys.argv[1:]),
             "wall_time_s": round(wall, 1), "face_final_loss": face_loss, "body_final_loss": body_loss,
@@ -703,7 +706,10 @@ def add_mouth_scale(path: str | os.PathLike, train_clips: list[TrainingClip], pr
     if version:
         models.info["version"] = version
         models.info.get("training", {}).get("config", {})["version"] = version
-    models.info.setdefault("sampling", {})["mouth_scale"] = scale.to_info()
+    sampling = models.info.setdefault("sampling", {})
+    for k, v in sampling_info(checkpoint_sampling(models.info)).items():   # defaults stored with the weights
+        sampling.setdefault(k, v)
+    sampling["mouth_scale"] = scale.to_info()
     models.info["sampling"]["mouth_scale"]["stats"]["train_clips"] = len(use)
     return save_models(models, path)
 
