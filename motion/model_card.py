@@ -83,8 +83,10 @@ def render(checkpoint: str, report: str) -> str:
         f"{tr['command']}",
         "```", "",
         *([f"The face stage was not trained again: it is the one of `{cfg['face_from']}` (config `face_from`"
-           + (f", version {tr['face_from']['version']}" if tr.get("face_from") else "") + "); this run trained the "
-           "body stage on its output.", ""] if cfg.get("face_from") else []),
+           + (f", version {tr['face_from']['version']}" if tr.get("face_from") else "") + ")"
+           + ("; this run trained the body stage on its output." if not cfg.get("body_from") else
+              "; the body stage below was trained on its output by the config's first step (see the config's "
+              "header for the commands)."), ""] if cfg.get("face_from") else []),
         *([f"Body variance compensation (`motion.train.fit_body_gain`, after Toda & Tokuda's global variance): "
            f"on its training clips ({', '.join(tr['body_gain']['clips'])}; seeds {tr['body_gain']['seeds']}) the "
            f"body stage's output varies less than the capture (mean per-channel std "
@@ -114,8 +116,11 @@ def render(checkpoint: str, report: str) -> str:
         *([f"Body stage: reused from `{tr['body_from']['checkpoint']}` (version {tr['body_from'].get('version')}, "
            f"{tr['body_from'].get('body_steps')} steps), with its variance compensation.", ""]
           if tr.get("body_from") else []),
-        f"Wall time on the 2-core CPU training machine: {tr['wall_time_s'] / 60:.1f} min "
-        f"({cfg['face_steps']} face + {cfg['body_steps']} body steps, batch {cfg['batch_size']}). "
+        (f"Wall time on the 2-core CPU training machine: {tr['wall_time_s'] / 60:.1f} min "
+         f"({cfg['face_steps']} face + {cfg['body_steps']} body steps, batch {cfg['batch_size']}). "
+         if not (cfg.get("face_from") and cfg.get("body_from")) else
+         f"This run trained nothing ({tr['wall_time_s'] / 60:.1f} min to assemble and fit); the stages' own "
+         "training is described above. ") +
         f"Final training loss (EMA, normalised units): face {tr['face_final_loss']:.4f}, body "
         f"{tr['body_final_loss']:.4f}.", "",
         "## Held-out evaluation (`chatanyone evaluate`)", "",

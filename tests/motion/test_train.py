@@ -156,10 +156,24 @@ def test_constant_channels_are_not_captured_when_asked():
 
 
 def test_phones_videos_config_holds_out_the_default_speakers():
+    """The experiment (0.5.0's held-out speakers) never trained on a speaker the shipped config holds out."""
     cfg = TrainConfig.from_toml(REPO / "configs" / "experiments" / "phones_videos.toml")
     default = TrainConfig.from_toml(REPO / "configs" / "default.toml")
-    assert cfg.holdout_clips == default.holdout_clips and cfg.holdout_tail == default.holdout_tail
+    assert set(default.holdout_clips) <= set(cfg.holdout_clips) and cfg.holdout_tail == default.holdout_tail
     assert cfg.face_features == "running" and cfg.body_from and cfg.mask_constant_channels
+
+
+def test_shipped_config_chain_holds_out_the_same_clips():
+    """configs/default.toml combines 0.5.0's face stage with the body stage of default_body.toml: both hold
+    out the same clips, at least 3 speakers of the talking videos."""
+    default = TrainConfig.from_toml(REPO / "configs" / "default.toml")
+    body = TrainConfig.from_toml(REPO / "configs" / "default_body.toml")
+    assert body.holdout_clips == default.holdout_clips and body.holdout_tail == default.holdout_tail
+    assert default.body_from == body.out_dir + "/model.safetensors" and default.mouth_scale
+    assert body.face_from == default.face_from          # the body stage trained on the face stage it ships with
+    speakers = {c.split("__")[1].split("_")[0] if "grid" not in c else "grid"
+                for c in default.holdout_clips if c.startswith("prepared/")}
+    assert len(speakers) >= 3, speakers
 
 
 def test_rest_offset_moves_the_resting_mouth_to_zero():
