@@ -364,47 +364,13 @@ ALLPHONE_OVERLAP_S = 2.0
 
 
 def _allphone(pcm: bytes, offset: int) -> list[tuple[str, int, int]]:
-    """All-phone decoding of int16 ``pcm`` with a fresh decoder; frames (100 Hz) shifted by ``offset``.
-
-    The decoder is one made ahead of time (:class:`_SpareDecoder`): streaming decodes a window every step,
-    and making a decoder (~25 ms) then happens while the stream waits for audio, not before its frames."""
+    """All-phone decoding of int16 ``pcm`` with a fresh decoder; frames (100 Hz) shifted by ``offset``."""
     with _DECODER_LOCK:
-        return _allphone_unlocked(pcm, offset, _SPARE.take())
+        return _allphone_unlocked(pcm, offset)
 
 
-class _SpareDecoder:
-    """One fresh all-phone decoder made in a background thread after each use. Never used twice: a decoder
-    is taken once, so every utterance still gets a fresh one (see :func:`_decoder`)."""
-
-    def __init__(self):
-        self._thread: threading.Thread | None = None
-        self._dec = None
-        self._pid = os.getpid()
-
-    def _make(self) -> None:
-        try:
-            self._dec = _decoder("allphone")
-        except Exception:   # made again, in the caller's thread, where an error is reported
-            self._dec = None
-
-    def take(self):
-        if self._pid != os.getpid():   # a forked child: the parent's thread and decoder are not ours
-            self.__init__()
-        if self._thread is not None:
-            self._thread.join()
-        dec, self._dec = self._dec, None
-        if dec is None:
-            dec = _decoder("allphone")
-        self._thread = threading.Thread(target=self._make, name="pocketsphinx-spare", daemon=True)
-        self._thread.start()
-        return dec
-
-
-_SPARE = _SpareDecoder()
-
-
-def _allphone_unlocked(pcm: bytes, offset: int, dec=None) -> list[tuple[str, int, int]]:
-    dec = dec if dec is not None else _decoder("allphone")
+def _allphone_unlocked(pcm: bytes, offset: int) -> list[tuple[str, int, int]]:
+    dec = _decoder("allphone")
     dec.start_utt()
     dec.process_raw(pcm, full_utt=True)
     dec.end_utt()
