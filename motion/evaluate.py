@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conventions import ARKIT_INDEX, ARKIT_MOUTH, JOINT_INDEX, SMPLX_JOINT_NAMES
+from .conventions import ARKIT_INDEX, ARKIT_MOUTH, JOINT_INDEX, MODEL_FPS, SAMPLE_RATE, SMPLX_JOINT_NAMES
 from .lipsync import pearson_best_lag  # noqa: F401  (re-exported: prepare and tests import it from here)
 from .rotations import quat_to_axis_angle
 
@@ -57,7 +57,7 @@ def joint_limit(name: str) -> float | None:
     return None
 
 
-def log_energy(audio: np.ndarray, num_frames: int, sr: int = 16000, fps: float = 30.0) -> np.ndarray:
+def log_energy(audio: np.ndarray, num_frames: int, sr: int = SAMPLE_RATE, fps: float = MODEL_FPS) -> np.ndarray:
     """Log RMS energy (natural log) per frame ``[num_frames]``, frame i centred at i/fps seconds."""
     hop = sr / fps
     win = int(2 * hop)
@@ -69,7 +69,7 @@ def log_energy(audio: np.ndarray, num_frames: int, sr: int = 16000, fps: float =
     return out
 
 
-def silences(energy: np.ndarray, fps: float = 30.0, min_s: float = 0.3, db_below: float = 25.0) -> list[tuple[int, int]]:
+def silences(energy: np.ndarray, fps: float = MODEL_FPS, min_s: float = 0.3, db_below: float = 25.0) -> list[tuple[int, int]]:
     """Frame ranges ``[start, stop)`` of silences at least ``min_s`` long."""
     thresh = np.percentile(energy, 95) - db_below / 20 * np.log(10)
     quiet = energy < thresh
@@ -84,7 +84,7 @@ def silences(energy: np.ndarray, fps: float = 30.0, min_s: float = 0.3, db_below
     return out
 
 
-def max_jaw_in_silence(jaw: np.ndarray, energy: np.ndarray, fps: float = 30.0,
+def max_jaw_in_silence(jaw: np.ndarray, energy: np.ndarray, fps: float = MODEL_FPS,
                        edge_s: float = 0.1) -> tuple[float, int]:
     """(largest jawOpen inside any silence >= 300 ms, number of such silences).
 
@@ -141,7 +141,7 @@ class LipSyncRow:
     n_silences: int
 
 
-def lip_sync_row(name: str, jaw: np.ndarray, audio: np.ndarray, fps: float = 30.0) -> LipSyncRow:
+def lip_sync_row(name: str, jaw: np.ndarray, audio: np.ndarray, fps: float = MODEL_FPS) -> LipSyncRow:
     e = log_energy(audio, len(jaw), fps=fps)
     r0, rb, lag = pearson_best_lag(jaw, e)
     mj, ns = max_jaw_in_silence(jaw, e, fps)
@@ -167,12 +167,12 @@ def _body_row(name: str, rot: np.ndarray, audio: np.ndarray, real_hist: np.ndarr
     from . import metrics as M
     from .conventions import BODY_STAGE_JOINTS
     pos = M.joint_positions(rot)
-    bc = M.beat_consistency(M.audio_onsets(audio), M.motion_beats(pos, 30.0))
-    sp = angular_speed(rot, 30.0)[:, list(BODY_STAGE_JOINTS)]
+    bc = M.beat_consistency(M.audio_onsets(audio), M.motion_beats(pos, MODEL_FPS))
+    sp = angular_speed(rot, MODEL_FPS)[:, list(BODY_STAGE_JOINTS)]
     hist = M.speed_histogram(sp)
     hel = M.hellinger(hist, real_hist) if real_hist is not None else 0.0
-    gs, gp = group_speed(rot, 30.0, speech), group_speed(rot, 30.0, ~speech)
-    return [name, bc, M.l1_diversity(pos), float(M.jerk(pos, 30.0).mean()), hel,
+    gs, gp = group_speed(rot, MODEL_FPS, speech), group_speed(rot, MODEL_FPS, ~speech)
+    return [name, bc, M.l1_diversity(pos), float(M.jerk(pos, MODEL_FPS).mean()), hel,
             sum(limit_violations(rot).values()), f"{gs['elbows']:.2f} / {gp['elbows']:.2f}"], hist
 
 
@@ -277,7 +277,7 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
         clip = gen.generate(audio, seed=seed)
         st = stream_clip(gen, audio, seed=seed)
         T = clip.num_frames if h is None else min(clip.num_frames, h.clip.num_frames)
-        a = audio[: int(T / 30 * 16000)]
+        a = audio[: int(T / MODEL_FPS * SAMPLE_RATE)]
         e = log_energy(a, T)
         lip_rows.append(lip_sync_row(f"{name} (model, offline)", clip.face[:T, jaw_i], a))
         lip_rows.append(lip_sync_row(f"{name} (model, streaming)", st.face[:T, jaw_i], a))
@@ -296,22 +296,22 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
                              float(np.abs(baseline_jaw - real[:, mouth.index(jaw_i)]).mean()),
                              float(np.abs(real).mean())])
             style_rows += _style_rows(gen, name, audio, h, seed, "mouth MAE")
-        jaw_series[name] = (np.arange(T) / 30.0, e, curves)
+        jaw_series[name] = (np.arange(T) / MODEL_FPS, e, curves)
         # seams: offline window joins (where inpainted overlap ends), streaming hop joins
         joins = window_joins(T, gen.window, gen.overlap)
         hop = MotionStream(gen).config.hop_frames
         pos_o, pos_s = M.joint_positions(clip.rotations[:T]), M.joint_positions(st.rotations[:T])
-        seam_rows.append([name, M.seam_ratio(pos_o, 30.0, joins), M.seam_ratio(clip.face[:T, mouth][:, :, None], 30.0, joins),
-                          M.seam_ratio(pos_s, 30.0, list(range(hop, T, hop)), radius=0),
-                          M.seam_ratio(st.face[:T, mouth][:, :, None], 30.0, list(range(hop, T, hop)), radius=0),
-                          float(M.jerk_phase_profile(pos_s, 30.0, hop).max())])
+        seam_rows.append([name, M.seam_ratio(pos_o, MODEL_FPS, joins), M.seam_ratio(clip.face[:T, mouth][:, :, None], MODEL_FPS, joins),
+                          M.seam_ratio(pos_s, MODEL_FPS, list(range(hop, T, hop)), radius=0),
+                          M.seam_ratio(st.face[:T, mouth][:, :, None], MODEL_FPS, list(range(hop, T, hop)), radius=0),
+                          float(M.jerk_phase_profile(pos_s, MODEL_FPS, hop).max())])
         if h is None or h.dataset != "beat2":
             continue
         # ---- body, on held-out BEAT2 speech ----
         speech = e[:-1] > np.percentile(e, 95) - 25 / 20 * np.log(10)
         real_rot = h.clip.rotations[:T]
         from .conventions import BODY_STAGE_JOINTS
-        real_hist = M.speed_histogram(angular_speed(real_rot, 30.0)[:, list(BODY_STAGE_JOINTS)])
+        real_hist = M.speed_histogram(angular_speed(real_rot, MODEL_FPS)[:, list(BODY_STAGE_JOINTS)])
         nolink = gen.generate(audio, seed=seed, face_to_body=False)
         raw = None
         if gen.models.body_gain is not None:  # ablation: the sampler's output without variance compensation
@@ -355,15 +355,15 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
             t0 = time.perf_counter()
             gen.generate(long_audio, seed=seed, **kw)
             dt = time.perf_counter() - t0
-            speed_rows.append([label, f"{len(long_audio) / 16000:.1f} s", f"{dt:.2f} s", f"{len(long_audio) / 16000 / dt:.1f}x"])
+            speed_rows.append([label, f"{len(long_audio) / SAMPLE_RATE:.1f} s", f"{dt:.2f} s", f"{len(long_audio) / SAMPLE_RATE / dt:.1f}x"])
         stream = MotionStream(gen, seed=seed)
         chunk = 320
         first = None
         t_start = time.perf_counter()
-        for i in range(0, min(len(long_audio), 16000 * 20), chunk):
+        for i in range(0, min(len(long_audio), SAMPLE_RATE * 20), chunk):
             fr = stream.push(long_audio[i:i + chunk])
             if fr and first is None:
-                audio_t = (i + chunk) / 16000  # the audio time at which the first frame could be computed
+                audio_t = (i + chunk) / SAMPLE_RATE  # the audio time at which the first frame could be computed
                 first = (audio_t - fr[0].time_s, stream.stats.compute_s[0])
         cs = np.asarray(stream.stats.compute_s) * 1000
         wall = time.perf_counter() - t_start
@@ -373,7 +373,7 @@ def run(checkpoint: str | None = None, out: str | Path = "eval", seed: int = 0, 
             speed_rows.append(["streaming: first frame: audio wait / compute", "",
                                f"{first[0] * 1000:.0f} ms / {first[1] * 1000:.0f} ms", ""])
         speed_rows.append([f"streaming: compute per step ({stream.config.hop_frames} frames = "
-                           f"{stream.config.hop_frames / 30 * 1000:.0f} ms of audio), median / p95", "",
+                           f"{stream.config.hop_frames / MODEL_FPS * 1000:.0f} ms of audio), median / p95", "",
                            f"{np.median(cs):.0f} ms / {np.percentile(cs, 95):.0f} ms",
                            f"{stream.stats.frames / 30 / wall:.1f}x"])
     pngs = ls_pngs + _plots(out, jaw_series, hists, intensity_curves)
@@ -474,7 +474,7 @@ def _style_rows(gen, name: str, audio: np.ndarray, h, seed: int, what: str) -> l
     and with no style. ``what``: "mouth MAE" (27 mouth weights) or "neck/head angle MAE (rad)"."""
     T = h.clip.num_frames
     cut = int(round(T * REFERENCE_SHARE))
-    test_audio = audio[int(round(cut / 30 * 16000)):int(round(T / 30 * 16000))]
+    test_audio = audio[int(round(cut / MODEL_FPS * SAMPLE_RATE)):int(round(T / MODEL_FPS * SAMPLE_RATE))]
     real = h.clip.slice(cut, T)
 
     def err(c):
@@ -552,7 +552,7 @@ def _calibration_set(clips) -> list:
     for c in sorted(clips, key=lambda c: c.name):
         if c.audio is None or total >= CALIBRATION_TOTAL_S:
             continue
-        T = min(c.clip.num_frames, int(CALIBRATION_CLIP_S * 30))
+        T = min(c.clip.num_frames, int(CALIBRATION_CLIP_S * MODEL_FPS))
         out.append((c, T))
         total += T / 30
     return out
@@ -618,7 +618,7 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
     def phones_of(c, T):
         if c.name not in phones_cache:
             tr = L.known_transcript(c.name)
-            a = c.audio[: int(round(T / 30 * 16000))]
+            a = c.audio[: int(round(T / MODEL_FPS * SAMPLE_RATE))]
             if tr:
                 try:
                     phones_cache[c.name] = (force_align(a, tr), "aligned")
@@ -634,7 +634,7 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
         """What a lip-sync tool hears without a transcript (as the model, which gets audio only): all-phone
         decoding of the clip's audio."""
         if c.name not in heard_cache:
-            heard_cache[c.name] = recognise_phones(c.audio[: int(round(T / 30 * 16000))])
+            heard_cache[c.name] = recognise_phones(c.audio[: int(round(T / MODEL_FPS * SAMPLE_RATE))])
         return heard_cache[c.name]
 
     lines, pngs = ["## Lip sync against real capture of held-out speakers", ""], []
@@ -667,7 +667,7 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
 
         systems = []  # (label, fn(c, T) -> [T, 52], calibration or None)
         for label, g in gens:
-            cal = L.Calibration.fit([g.generate(c.audio[: int(round(T / 30 * 16000))], seed=seed).face[:T]
+            cal = L.Calibration.fit([g.generate(c.audio[: int(round(T / MODEL_FPS * SAMPLE_RATE))], seed=seed).face[:T]
                                      for c, T in cal_set], caps, valids)
             systems.append((f"{label} (offline)", lambda c, T, g=g: g.generate(c.audio, seed=seed).face[:T], cal))
             if streaming:
@@ -680,10 +680,10 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
         n_known = 0
         tr_faces, tr_phones, tr_caps = {s[0]: [] for s in systems}, [], []
         for c in held:
-            T = min(c.clip.num_frames, int(len(c.audio) / 16000 * 30))
+            T = min(c.clip.num_frames, int(len(c.audio) / SAMPLE_RATE * MODEL_FPS))
             capture = c.clip.face[:T]
             chans = L.moving_channels(capture, c.face_mask)
-            e = log_energy(c.audio[: int(round(T / 30 * 16000))], T)
+            e = log_energy(c.audio[: int(round(T / MODEL_FPS * SAMPLE_RATE))], T)
             row = [c.name.split("/", 1)[-1], f"{T / 30:.1f}", len(chans)]
             faces = {}
             for label, fn, cal in systems:
@@ -705,8 +705,8 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
                 tr_caps.append(capture)
                 for label in faces:
                     tr_faces[label].append(faces[label])
-        cap_e = [pearson_best_lag(c.clip.face[:min(c.clip.num_frames, int(len(c.audio) / 16000 * 30)), jaw],
-                                  log_energy(c.audio, min(c.clip.num_frames, int(len(c.audio) / 16000 * 30))))[1] for c in held]
+        cap_e = [pearson_best_lag(c.clip.face[:min(c.clip.num_frames, int(len(c.audio) / SAMPLE_RATE * MODEL_FPS)), jaw],
+                                  log_energy(c.audio, min(c.clip.num_frames, int(len(c.audio) / SAMPLE_RATE * MODEL_FPS))))[1] for c in held]
         summary_rows.append([gname, "real capture (reference)", "1", "1", "0", "0", f"{np.mean(cap_e):.2f}"])
         for label, _, _ in systems:
             ss = per[label]
@@ -748,7 +748,7 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
         import matplotlib.pyplot as plt
         name, T, cap, curves = plot
         t = np.arange(T) / 30
-        n = min(T, 20 * 30)
+        n = min(T, 20 * MODEL_FPS)
         fig, ax = plt.subplots(figsize=(11, 3.2))
         ax.plot(t[:n], cap[:n], "k", lw=1.8, label="real capture")
         for k, y in curves.items():

@@ -33,7 +33,7 @@ from .options import (BODY_ETA, BODY_GUIDANCE, BODY_GUIDANCE_RESCALE, BODY_SMOOT
                       Intensity, OptionError, SamplingOptions, StageSampling, check_float, checkpoint_sampling,
                       FPS_RANGE)
 
-MODEL_FPS = 30.0
+from .conventions import MODEL_FPS  # noqa: E402,F401  (re-exported: the model's frame rate, one home)
 # The sampling defaults (FACE_STEPS, FACE_GUIDANCE, ...) live in motion.options, with SamplingOptions;
 # what they were measured to do: docs/sampling_experiments.md.
 #: Offline default for pocketsphinx all-phone recognition for checkpoints without a phone source of their own.

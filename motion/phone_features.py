@@ -35,6 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .conventions import MODEL_FPS, SAMPLE_RATE
+
 __all__ = [
     "NORM_WARMUP_FRAMES", "NORM_TAU_FRAMES", "CLASSIFIER_LOOKAHEAD_FRAMES", "CLASSIFIER_LEFT_FRAMES",
     "NormState", "RunningNorm", "PhoneClassifier", "classifier_path", "load_classifier", "phone_posteriors",
@@ -265,15 +267,15 @@ def distillation_items(audios: list[tuple[str, np.ndarray]], cfg: DistillConfig,
     rng = np.random.default_rng(cfg.seed)
     out = []
     for name, a in tqdm(audios, desc="teacher (pocketsphinx)", disable=not progress):
-        T = int(round(len(a) / 16000 * 30))
+        T = int(round(len(a) / SAMPLE_RATE * MODEL_FPS))
         if T < 10:
             continue
         teach = _teacher(a, T)
         for f in [1.0] + list(cfg.speed_factors):
-            y = a if f == 1.0 else soxr.resample(a, 16000 * f, 16000).astype(np.float32)
+            y = a if f == 1.0 else soxr.resample(a, SAMPLE_RATE * f, SAMPLE_RATE).astype(np.float32)
             y = np.clip(y * 10 ** (rng.uniform(*cfg.gain_db) / 20), -1, 1).astype(np.float32)
-            Tf = int(round(len(y) / 16000 * 30))
-            feats = extract_features(y, 16000, 30.0, num_frames=Tf, phones=False)
+            Tf = int(round(len(y) / SAMPLE_RATE * MODEL_FPS))
+            feats = extract_features(y, SAMPLE_RATE, MODEL_FPS, num_frames=Tf, phones=False)
             x = classifier_input(*RunningNorm(_MEL_PRIOR_FOR_TRAINING).normalise(
                 feats.mel, feats.energy, feats.pitch, feats.voiced), feats.voiced)
             idx = np.minimum(np.round(np.arange(Tf) * f).astype(int), T - 1)
@@ -340,7 +342,7 @@ def train_classifier(audios: list[tuple[str, np.ndarray]], out: str | os.PathLik
                  for _, x, y in items]
     info = {"n_phones": len(PHONES), "phones": list(PHONES), "teacher": "pocketsphinx all-phone (en-us)",
             "train_audio": sorted({name for name, _ in audios}),
-            "train_seconds": round(sum(len(a) for _, a in audios) / 16000, 1),
+            "train_seconds": round(sum(len(a) for _, a in audios) / SAMPLE_RATE, 1),
             "config": {k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.__dict__.items()},
             "final_loss": round(float(ema), 4), "train_frame_agreement": round(float(np.mean(agree)), 3),
             "lookahead_frames": CLASSIFIER_LOOKAHEAD_FRAMES, "left_frames": CLASSIFIER_LEFT_FRAMES}

@@ -26,7 +26,8 @@ from tqdm.auto import tqdm
 
 from .checkpoint import StageModels, load_models, save_models
 from .clip import MotionClip
-from .conventions import ARKIT_MIRROR, ARKIT_MOUTH, BODY_STAGE_JOINTS, HEAD_JOINTS, JOINT_MIRROR
+from .conventions import (ARKIT_MIRROR, ARKIT_MOUTH, BODY_STAGE_JOINTS, HEAD_JOINTS, JOINT_MIRROR, MODEL_FPS,
+                          SAMPLE_RATE)
 from .datasets import TrainingClip, data_root, load_beat2, load_facegood, load_neurosync, load_prepared
 from .diffusion import DiffusionConfig, diffusion_loss
 from .features import FEATURE_DIM, PHONE_SLICE, PHONES, SIL_INDEX, extract_features
@@ -197,7 +198,7 @@ def split_holdout(clips: list[TrainingClip], cfg: TrainConfig) -> tuple[list[Tra
         elif c.name in cfg.holdout_tail:
             T = c.clip.num_frames
             cut = int(round(T * (1 - cfg.holdout_tail[c.name])))
-            n_audio = int(round(cut / 30 * 16000))
+            n_audio = int(round(cut / MODEL_FPS * SAMPLE_RATE))
             def part(a, b, audio, name):
                 fv = None if c.face_valid is None else c.face_valid[a:b]
                 jv = None if c.joint_valid is None else c.joint_valid[a:b]
@@ -238,7 +239,7 @@ def speed_perturb(c: TrainingClip, factor: float) -> TrainingClip:
     stretched = MotionClip(src.fps * factor, src.face, src.rotations, src.translation, dict(src.meta)).resample(src.fps)
     T = stretched.num_frames
     idx = np.minimum(np.round(np.arange(T) * factor).astype(int), src.num_frames - 1)
-    audio = None if c.audio is None else soxr.resample(c.audio, 16000 * factor, 16000).astype(np.float32)
+    audio = None if c.audio is None else soxr.resample(c.audio, SAMPLE_RATE * factor, SAMPLE_RATE).astype(np.float32)
     fv = None if c.face_valid is None else c.face_valid[idx]
     jv = None if c.joint_valid is None else c.joint_valid[idx]
     return replace(c, name=f"{c.name}~speed{factor:g}", audio=audio, clip=stretched, face_valid=fv, joint_valid=jv)
@@ -267,7 +268,7 @@ def make_items(clips: list[TrainingClip], cfg: TrainConfig, rng: np.random.Gener
             if cfg.noise_augment and v is c:
                 audios.append(("~noisy", augment_audio(v.audio, rng, cfg.gain_db, cfg.noise_dbfs)))
             for tag, audio in audios:
-                feats = extract_features(audio, 16000, 30.0, num_frames=T, phones=cfg.phone_source,
+                feats = extract_features(audio, SAMPLE_RATE, MODEL_FPS, num_frames=T, phones=cfg.phone_source,
                                          relative=cfg.face_features == "running")
                 items += _clip_items(v, feats.stack(cfg.face_features), tag, cfg.mirror, cfg.body_datasets,
                                      head=cfg.head_datasets is None or v.dataset in cfg.head_datasets,
@@ -299,8 +300,8 @@ def shift_capture(c: TrainingClip, lag: int) -> TrainingClip:
 def sync_capture(c: TrainingClip, max_lag: int) -> TrainingClip:
     """:func:`shift_capture` by the clip's audio-video offset (:func:`motion.lipsync.av_offset_frames`)."""
     from .lipsync import av_offset_frames
-    T = min(c.clip.num_frames, int(len(c.audio) / 16000 * 30))
-    lag, r, r0 = av_offset_frames(c.audio[: int(round(T / 30 * 16000))], c.clip.face[:T], max_lag)
+    T = min(c.clip.num_frames, int(len(c.audio) / SAMPLE_RATE * MODEL_FPS))
+    lag, r, r0 = av_offset_frames(c.audio[: int(round(T / MODEL_FPS * SAMPLE_RATE))], c.clip.face[:T], max_lag)
     AV_OFFSETS[c.name] = (lag, round(r, 3), round(r0, 3))
     return shift_capture(c, lag)
 
