@@ -111,7 +111,7 @@ def _mouth(gen, y):
 
 
 _VOICE_XFAIL = pytest.mark.xfail(strict=True, reason=(
-    "checkpoint 0.5.0's mouth follows pocketsphinx's phones, and pocketsphinx decodes librosa's pitch shift "
+    "checkpoint 0.5.x's mouth (0.5.0's face stage) follows pocketsphinx's phones, and pocketsphinx decodes librosa's pitch shift "
     "(formants shifted too) as other phones: mouth r 0.30 (+3 semitones) and 0.43 (-3); on real unseen "
     "speakers (the held-out videos) the mouth r is 0.36, like the training speaker's"))
 
