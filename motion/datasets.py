@@ -390,18 +390,13 @@ def load_neurosync(root=None) -> list[TrainingClip]:
     out = []
     for path in files:
         d = parse_livelink_csv(path)
-        rot, head_real, eyes_real = take_rotations(d)
-        jmask = np.zeros(NUM_JOINTS, bool)
-        if head_real:
-            jmask[[JOINT_INDEX["neck"], JOINT_INDEX["head"]]] = True
-        if eyes_real:
-            jmask[[JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"]]] = True
+        rot, jmask = take_rotations(d)
         fmask = d.present.copy()
         t = ARKIT_INDEX["tongueOut"]
         if d.face[:, t].max() < 1e-3:
             fmask[t] = False
         meta = {"dataset": "neurosync", "source": f"neurosync_face_only/{path.name}",
-                "licence": LICENCE_NEUROSYNC, "source_fps": d.fps, "head_real": head_real}
+                "licence": LICENCE_NEUROSYNC, "source_fps": d.fps, "head_real": bool(jmask[JOINT_INDEX["head"]])}
         clip = MotionClip(d.fps, d.face, rot, None, meta).resample(FPS)
         out.append(TrainingClip(f"neurosync/{path.stem}", "neurosync", None, clip, fmask, jmask,
                                 LICENCE_NEUROSYNC))

@@ -616,13 +616,9 @@ def load_style_reference(path: str | os.PathLike) -> MotionClip:
         if p.suffix.lower() == ".npz":
             return MotionClip.load(p)
         if p.suffix.lower() == ".csv":
-            from .conventions import apply_livelink_head_eyes
-            from .datasets import read_livelink_csv
-            face, head, _eyes, fps = read_livelink_csv(p)
-            rot = np.zeros((len(face), 55, 4), np.float32)
-            rot[..., 3] = 1
-            apply_livelink_head_eyes(rot, head if np.abs(head).max() > 1e-6 else None, None)
-            return MotionClip(fps, face, rot, None, {"source": str(p)})
+            from .livelink import parse_livelink_csv, take_rotations
+            take = parse_livelink_csv(p)
+            return MotionClip(take.fps, take.face, take_rotations(take, eyes=False)[0], None, {"source": str(p)})
     except (ValueError, OSError, KeyError, ClipError) as e:
         raise ChatAnyoneError(f"cannot read style reference {p}: {e}") from None
     raise ChatAnyoneError(f"style reference {p}: use a MotionClip .npz or a Live Link Face .csv")

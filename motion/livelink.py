@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .conventions import (ARKIT_NAMES, NECK_SHARE, NUM_JOINTS, apply_livelink_head_eyes, arkit_upper_camel,  # noqa: F401
+from .conventions import (ARKIT_NAMES, JOINT_INDEX, NECK_SHARE, NUM_JOINTS, apply_livelink_head_eyes, arkit_upper_camel,  # noqa: F401
                           livelink_angles_to_quat, livelink_head_eye_angles, quat_to_livelink_angles,
                           split_neck_head)
 from .errors import ChatAnyoneError, ClipError
@@ -250,14 +250,15 @@ def _livelink_fps(path: Path, timecodes: list[str] | None) -> float:
     return 60.0
 
 
-def take_rotations(take: LiveLinkCSV, *, head: bool = True, eyes: bool = True) -> tuple[np.ndarray, bool, bool]:
-    """A take's head and eye angles as joint rotations: ``(rotations [T, 55, 4] float32 xyzw, head_real,
-    eyes_real)``, identity everywhere except the neck and head (the head angles split exactly,
+def take_rotations(take: LiveLinkCSV, *, head: bool = True, eyes: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A take's head and eye angles as joint rotations: ``(rotations [T, 55, 4] float32 xyzw, joint_mask
+    [55] bool)``, identity everywhere except the neck and head (the head angles split exactly,
     :func:`apply_livelink_head_eyes`) and the two eye joints.
 
     Angles go in only when they are real: asked for (``head``/``eyes``) and not all zero (some value above
     1e-6 rad; a capture without head tracking, like the NeuroSync take, writes zeros, and a missing column
-    reads 0). The flags say whether they went in (the dataset adapters' joint masks).
+    reads 0). ``joint_mask`` marks the joints they went into (neck + head, the two eyes): the dataset
+    adapters' joint masks.
     """
     T = len(take.face)
     rotations = np.zeros((T, NUM_JOINTS, 4), np.float32)
@@ -265,7 +266,10 @@ def take_rotations(take: LiveLinkCSV, *, head: bool = True, eyes: bool = True) -
     head_real = bool(head and T and np.abs(take.head).max() > 1e-6)
     eyes_real = bool(eyes and T and np.abs(take.eyes).max() > 1e-6)
     apply_livelink_head_eyes(rotations, take.head if head_real else None, take.eyes if eyes_real else None)
-    return rotations, head_real, eyes_real
+    mask = np.zeros(NUM_JOINTS, bool)
+    mask[[JOINT_INDEX["neck"], JOINT_INDEX["head"]]] = head_real
+    mask[[JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"]]] = eyes_real
+    return rotations, mask
 
 
 def read_livelink_csv(path) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:

@@ -112,12 +112,7 @@ def prepare_livelink(path: Path) -> Prepared:
     wav = _beside_wav(path, path.stem)
     if wav is None:
         raise PrepareError(f"no audio: {path.stem}.wav not found beside it")
-    rot, head_real, eyes_real = take_rotations(take)
-    jv = np.zeros(NUM_JOINTS, bool)
-    if head_real:
-        jv[[JOINT_INDEX["neck"], JOINT_INDEX["head"]]] = True
-    if eyes_real:
-        jv[[JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"]]] = True
+    rot, jv = take_rotations(take)
     clip = MotionClip(take.fps, take.face, rot, None, {"source_fps": take.fps}).resample(FPS)
     audio = _load_wav(wav)
     T = min(clip.num_frames, _audio_frames(len(audio)))

@@ -149,13 +149,14 @@ def test_our_30_fps_csv_as_a_style_reference_plays_at_30_fps(tmp_path):
 def test_take_rotations_puts_in_only_real_angles(tmp_path):
     face, head, eyes = turned_take(40, 30.0, seed=6)
     write_app_csv(tmp_path / "still.csv", face, np.zeros_like(head), eyes, app_timecodes(40, 30))
-    rot, head_real, eyes_real = livelink.take_rotations(livelink.parse_livelink_csv(tmp_path / "still.csv"))
-    assert rot.shape == (40, 55, 4) and rot.dtype == np.float32 and not head_real and eyes_real
+    rot, mask = livelink.take_rotations(livelink.parse_livelink_csv(tmp_path / "still.csv"))
+    assert rot.shape == (40, 55, 4) and rot.dtype == np.float32 and mask.shape == (55,)
+    assert np.flatnonzero(mask).tolist() == sorted([JOINT_INDEX["left_eye_smplhf"], JOINT_INDEX["right_eye_smplhf"]])
     assert np.array_equal(rot[:, [NECK, HEAD]], np.tile(np.float32([0, 0, 0, 1]), (40, 2, 1)))
     _, e = livelink.livelink_head_eye_angles(rot)
     assert np.abs(e - eyes).max() < 2e-6
     write_app_csv(tmp_path / "turned.csv", face, head, eyes, app_timecodes(40, 30))
     take = livelink.parse_livelink_csv(tmp_path / "turned.csv")
-    rot, head_real, eyes_real = livelink.take_rotations(take, eyes=False)
-    assert head_real and not eyes_real and np.abs(livelink.livelink_head_eye_angles(rot)[0] - head).max() < 2e-6
+    rot, mask = livelink.take_rotations(take, eyes=False)
+    assert np.flatnonzero(mask).tolist() == sorted([NECK, HEAD]) and np.abs(livelink.livelink_head_eye_angles(rot)[0] - head).max() < 2e-6
     assert np.array_equal(rot[:, JOINT_INDEX["left_eye_smplhf"]], np.tile(np.float32([0, 0, 0, 1]), (40, 1)))
