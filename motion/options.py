@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .clip import MotionClip
 
 __all__ = ["OptionError", "STEPS_RANGE", "FPS_RANGE", "INTENSITY_RANGE", "GUIDANCE_RANGE", "SEED_RANGE",
-           "DELAY_RANGE", "TRANSCRIPT_MAX_S", "check_int", "check_float", "check_generation_options",
+           "DELAY_RANGE", "TRANSCRIPT_MAX_S", "check_int", "check_float",
            "check_transcript_length", "RESCALE_RANGE", "ETA_RANGE", "SIGMA_RANGE", "FACE_STEPS", "BODY_STEPS",
            "FACE_GUIDANCE", "BODY_GUIDANCE", "STYLE_GUIDANCE", "FACE_GUIDANCE_RESCALE", "BODY_GUIDANCE_RESCALE",
            "FACE_ETA", "BODY_ETA", "FACE_SMOOTH_SIGMA", "BODY_SMOOTH_SIGMA", "Intensity", "StageSampling",
@@ -109,26 +109,6 @@ def check_float(name: str, value, bounds: tuple[float, float]) -> float:
     if not math.isfinite(v) or not lo <= v <= hi:
         raise OptionError(f"{name} must be a number in {_fmt(lo)}..{_fmt(hi)}, got {value}")
     return v
-
-
-def check_generation_options(*, seed=0, fps=30.0, steps=None, expression=1.0, head=1.0, gesture=1.0,
-                             face_guidance=None, body_guidance=None, style_guidance=None) -> None:
-    """Check the options of :meth:`motion.inference.MotionGenerator.generate` against this module's
-    bounds; ``None`` (a default) always passes.
-
-    Raises:
-        OptionError: the first option out of range, named as on the command line (``--steps``).
-    """
-    check_int("--seed", seed, SEED_RANGE)
-    check_float("--fps", fps, FPS_RANGE)
-    if steps is not None:
-        check_int("--steps", steps, STEPS_RANGE)
-    for name, v in (("--expression", expression), ("--head", head), ("--gesture", gesture)):
-        check_float(name, v, INTENSITY_RANGE)
-    for name, v in (("--face-guidance", face_guidance), ("--body-guidance", body_guidance),
-                    ("--style-guidance", style_guidance)):
-        if v is not None:
-            check_float(name, v, GUIDANCE_RANGE)
 
 
 def check_transcript_length(transcript: str | None, duration_s: float) -> None:
@@ -275,7 +255,7 @@ class SamplingOptions:
     :meth:`resolved` fills in the checkpoint's defaults.
 
     Raises:
-        OptionError: a value out of range (checked on construction, as :func:`check_generation_options` does).
+        OptionError: a value out of range (checked on construction, each named as on the command line).
         ChatAnyoneError: an intensity outside [0, 2].
     """
 
