@@ -747,8 +747,8 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         name, T, cap, curves = plot
-        t = np.arange(T) / 30
-        n = min(T, 20 * MODEL_FPS)
+        t = np.arange(T) / MODEL_FPS
+        n = min(T, int(20 * MODEL_FPS))
         fig, ax = plt.subplots(figsize=(11, 3.2))
         ax.plot(t[:n], cap[:n], "k", lw=1.8, label="real capture")
         for k, y in curves.items():
