@@ -51,7 +51,8 @@ from motion.conventions import ARKIT_INDEX, ARKIT_NAMES, NUM_ARKIT
 from motion.errors import ChatAnyoneError
 # the tracker is motion.tracking's (shared with `chatanyone prepare`); these names are re-exported here
 from motion.tracking import (VIDEO_EXTS, FaceObservation, Landmarkers, TrackingError,  # noqa: F401
-                             create_face_landmarker, face_observation, iter_video_frames, mp_image, track_video)
+                             create_face_landmarker, face_observation, iter_video_frames, mp_image, track_video,
+                             video_files)
 
 DEFAULT_ASSET = Path(__file__).resolve().parent / "assets" / "face_keypoints.npz"
 ASSET_VERSION = 1
@@ -386,19 +387,6 @@ def _face52(f51: np.ndarray) -> np.ndarray:
     return out
 
 
-def _video_files(inputs: list[str]) -> list[Path]:
-    out: list[Path] = []
-    for inp in inputs:
-        p = Path(inp)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise ChatAnyoneError(f"no such file or folder: {p}")
-    return out
-
-
 def load_or_track(path: Path, cache: Path | None, max_frames: int, stride: int) -> FaceTrack:
     """Track a video (face only), with an optional ``.npz`` cache per video in ``cache``."""
     key = f"{path.parent.name}__{path.stem}__s{stride}_n{max_frames}.npz"
@@ -439,7 +427,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--alpha", type=float, default=0.1, help="ridge strength (default 0.1)")
     a = ap.parse_args(argv)
     try:
-        vids = [v for v in _video_files(a.fit) if v.stem not in a.exclude]
+        vids = video_files(a.fit, a.exclude)
         if not vids:
             raise ChatAnyoneError("no videos found")
         cache = Path(a.cache) if a.cache else None

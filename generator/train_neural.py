@@ -48,7 +48,6 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from motion.errors import ChatAnyoneError
-from motion.tracking import VIDEO_EXTS
 
 from .neural import (HybridGenerator, NeuralConfig, auto_device, count_parameters, keypoint_groups, load_checkpoint,
                      save_checkpoint)
@@ -157,16 +156,13 @@ class VideoClip:
 
 
 def video_files(inputs: list[str | os.PathLike], exclude: list[str] = ()) -> list[Path]:
-    out: list[Path] = []
-    for inp in inputs:
-        p = Path(inp)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS)
-        elif p.is_file():
-            out.append(p)
-        else:
-            raise TrainGeneratorError(f"no such video or folder: {p}")
-    return [v for v in out if v.stem not in set(exclude)]
+    """:func:`motion.tracking.video_files`, its error as a :class:`TrainGeneratorError`."""
+    from motion.tracking import TrackingError
+    from motion.tracking import video_files as find
+    try:
+        return find(inputs, exclude)
+    except TrackingError as e:
+        raise TrainGeneratorError(str(e)) from None
 
 
 def _prepared_for(video: Path, prepared_dir: Path) -> Path | None:

@@ -81,6 +81,27 @@ class TrackingError(ChatAnyoneError):
     """``mediapipe`` is missing, a ``.task`` model file is missing, or a video cannot be opened/decoded."""
 
 
+def video_files(inputs, exclude=()) -> list:
+    """Video files (:data:`VIDEO_EXTS`) of ``inputs``: each a file (taken as it is) or a folder (searched
+    recursively, sorted); ``exclude``: file stems to leave out. Returns ``list[Path]``.
+
+    Raises:
+        TrackingError: an input that is neither a file nor a folder.
+    """
+    from pathlib import Path
+    out = []
+    for inp in inputs:
+        p = Path(inp)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.suffix.lower() in VIDEO_EXTS)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise TrackingError(f"no such video or folder: {p}")
+    skip = set(exclude)
+    return [v for v in out if v.stem not in skip]
+
+
 # --------------------------------------------------------------------------------------------------
 # Model files and landmarkers
 # --------------------------------------------------------------------------------------------------
