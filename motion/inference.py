@@ -22,7 +22,7 @@ from .clip import MotionClip
 from .conventions import ARKIT_MOUTH, BODY_STAGE_JOINTS, EYE_JOINTS, HEAD_JOINTS
 from .errors import AudioError, ChatAnyoneError, CheckpointError
 from .face_idle import IDLE_MASK, FaceIdleModel
-from .posture import upright
+from .posture import checkpoint_posture_correction, upright
 from .features import extract_features
 from .representation import assemble, body_vector, face_vector
 from .rotations import axis_angle_to_quat, quat_to_axis_angle, sixd_to_quat
@@ -256,6 +256,10 @@ class MotionGenerator:
         #: model-input layout per stage (:meth:`motion.features.AudioFeatures.stack`) and the default phone
         #: source; checkpoints before 0.5.0 have none: the fixed layout, no phones unless asked for
         self.feature_layouts = _FIXED_LAYOUTS | dict(info.get("features", {}))
+        try:   #: the body stage's posture correction (motion.posture.checkpoint_posture_correction)
+            self.posture_correction = checkpoint_posture_correction(info)
+        except ValueError as e:
+            raise CheckpointError(f"{checkpoint or 'default checkpoint'}: {e}") from None
         #: the mouth's map to iPhone ARKit scale (:class:`motion.face_scale.MouthScale`); ``None``: none
         self.mouth_scale = None
         ms = info.get("sampling", {}).get("mouth_scale")
@@ -573,7 +577,7 @@ class MotionGenerator:
         rot = clip.rotations.copy()
         rot[:, list(EYE_JOINTS)] = eye_rotations
         face, rot = _apply_intensity(face, rot, intensity, self.reference_pose)
-        return face, upright(rot)  # stand as the captured speaker stood (motion.posture)
+        return face, upright(rot, self.posture_correction)  # stand as the captured speaker stood (motion.posture)
 
     @property
     def reference_pose(self) -> np.ndarray:

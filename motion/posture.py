@@ -52,8 +52,26 @@ BEAT2_PELVIS_ROTVEC: tuple[float, float, float] = (-0.295527, 0.036114, -0.06471
 #: model's output on its own training audio (BEAT2 ``2_scott_0_1_1`` and the first 80 % of ``0_3_3``,
 #: seeds 0 and 1, root locked) to the mean in the root-locked capture of the same frames (chordal means):
 #: 5.1 deg (pitch -3.5 deg back, yaw -2.3, roll 2.9). Fitted with ``python -m motion.posture --fit`` on
-#: checkpoint 0.4.0 (its body stage); refit it when the body stage is retrained.
+#: checkpoint 0.4.0 (its body stage, which 0.5.0 reused). It is the fallback for checkpoints that do not
+#: store their own (``sampling.posture_correction_rotvec``, :func:`checkpoint_posture_correction`): a body
+#: stage trained again stores the fit for itself (:func:`motion.train.add_posture_correction`).
 BODY_STAGE_POSTURE_CORRECTION_ROTVEC: tuple[float, float, float] = (-0.062059, -0.038104, 0.049857)
+
+
+def checkpoint_posture_correction(info: dict) -> tuple[float, float, float]:
+    """The posture correction of a checkpoint (``info["sampling"]["posture_correction_rotvec"]``, axis-angle
+    radians ``[3]``), else :data:`BODY_STAGE_POSTURE_CORRECTION_ROTVEC`.
+
+    Raises:
+        ValueError: a stored value that is not 3 finite numbers.
+    """
+    v = (info.get("sampling") or {}).get("posture_correction_rotvec")
+    if v is None:
+        return BODY_STAGE_POSTURE_CORRECTION_ROTVEC
+    a = np.asarray(v, np.float64)
+    if a.shape != (3,) or not np.isfinite(a).all():
+        raise ValueError(f"sampling.posture_correction_rotvec must be 3 finite numbers, got {v!r}")
+    return tuple(float(x) for x in a)
 _HIPS = (JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"])
 
 
@@ -188,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
     ap = argparse.ArgumentParser(prog="python -m motion.posture")
     ap.add_argument("--checkpoint", default=None)
-    ap.add_argument("--fit", action="store_true", help="refit BODY_STAGE_POSTURE_CORRECTION_ROTVEC")
+    ap.add_argument("--fit", action="store_true", help="refit the checkpoint's posture correction (printed)")
     ap.add_argument("--seeds", type=int, default=2)
     a = ap.parse_args(argv)
     gen = MotionGenerator(a.checkpoint)
@@ -212,10 +230,10 @@ def main(argv: list[str] | None = None) -> int:
         return carry_pelvis(rot, Rotation.from_quat(rot[0, JOINT_INDEX["pelvis"]]).inv().as_rotvec())
 
     cap_train, out_train = run(spans["train"])
-    correction = np.asarray(BODY_STAGE_POSTURE_CORRECTION_ROTVEC)
+    correction = np.asarray(gen.posture_correction)
     if a.fit:
         correction = fit_posture_correction(np.concatenate([raw(r) for r in out_train]), beat2_rotations(cap_train))
-        print(f"BODY_STAGE_POSTURE_CORRECTION_ROTVEC = {tuple(round(float(v), 6) for v in correction)} "
+        print(f"posture correction = {tuple(round(float(v), 6) for v in correction)} "
               f"({np.degrees(np.linalg.norm(correction)):.1f} deg)")
     cap_tail, out_tail = run(spans["held-out tail"])
     print(f"checkpoint {gen.version}; median head pitch / torso lean (deg; > 0 = down / forward)")

@@ -135,6 +135,9 @@ class TrainConfig:
     #: after training, fit the mouth's map to iPhone ARKit scale (motion.face_scale) on the model's output on
     #: its training audio and store it in the checkpoint (sampling.mouth_scale)
     mouth_scale: bool = False
+    #: after training, fit the body stage's posture correction (motion.posture.fit_posture_correction) on its
+    #: output for the BEAT2 training audio and store it in the checkpoint (sampling.posture_correction_rotvec)
+    posture_correction: bool = False
     # the body data's face condition sampled as inference samples the face (steps, guidance, rescale,
     # smoothing) instead of one-pass unguided DDIM at inference_steps
     body_cond_like_inference: bool = False
@@ -668,6 +671,8 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
         path = add_body_gain(path, train_clips, progress)
     if cfg.mouth_scale:
         path = add_mouth_scale(path, train_clips, progress)
+    if cfg.posture_correction:
+        path = add_posture_correction(path, train_clips, progress)
     (out / "train_log.json").write_text(json.dumps({"info": load_models(path).info, "log": log}, indent=1))
     return path
 
@@ -683,6 +688,34 @@ def add_body_gain(path: str | os.PathLike, train_clips: list[TrainingClip], prog
         models.info.get("training", {}).get("config", {})["version"] = version
     models.body_gain, models.body_gain_center = torch.from_numpy(gain), torch.from_numpy(center)
     models.info.setdefault("training", {})["body_gain"] = stats
+    return save_models(models, path)
+
+
+def add_posture_correction(path: str | os.PathLike, train_clips: list[TrainingClip], progress: bool = True,
+                           seeds: tuple[int, ...] = (0, 1)) -> Path:
+    """Fit :func:`motion.posture.fit_posture_correction` for the checkpoint at ``path``: its root-locked
+    output (seeds ``seeds``) for the BEAT2 training clips' audio against their root-locked capture; rewrite
+    the checkpoint with ``sampling.posture_correction_rotvec`` (atomically).
+
+    Raises:
+        ValueError: no BEAT2 training clip with audio.
+    """
+    from .posture import carry_pelvis, fit_posture_correction
+    from scipy.spatial.transform import Rotation
+    use = [c for c in train_clips if c.dataset == "beat2" and c.audio is not None]
+    if not use:
+        raise ValueError("no BEAT2 training clip with audio to fit the posture correction on")
+    gen = MotionGenerator(path)
+    gen_rot, cap_rot = [], []
+    for c in tqdm(use, desc="posture correction", disable=not progress):
+        for seed in seeds:
+            rot = gen.generate(c.audio, seed=seed).rotations
+            T = min(len(rot), c.clip.num_frames)   # undo the generator's constant pelvis orientation
+            gen_rot.append(carry_pelvis(rot[:T], Rotation.from_quat(rot[0, 0]).inv().as_rotvec()))
+            cap_rot.append(c.clip.rotations[:T])
+    correction = fit_posture_correction(np.concatenate(gen_rot), np.concatenate(cap_rot))
+    models = load_models(path)
+    models.info.setdefault("sampling", {})["posture_correction_rotvec"] = [round(float(v), 6) for v in correction]
     return save_models(models, path)
 
 

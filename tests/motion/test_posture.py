@@ -117,3 +117,24 @@ def test_generated_speech_stands_like_the_capture(held_out_speech):
     # without the pelvis orientation the same output stoops (the bug this guards against)
     raw = carry_pelvis(generated, Rotation.from_quat(generated[0, 0]).inv().as_rotvec())
     assert posture(raw).median_head_pitch_deg - r.median_head_pitch_deg > 15
+
+
+def test_checkpoint_posture_correction_is_read_from_the_checkpoint(tiny_checkpoint, tmp_path):
+    """A checkpoint's own correction (sampling.posture_correction_rotvec) is the one upright() applies; without
+    one the fallback (0.4.0's body stage fit); a malformed one is a CheckpointError."""
+    from motion.checkpoint import load_models, save_models
+    from motion.errors import CheckpointError
+    from motion.inference import MotionGenerator
+    from motion.posture import (BODY_STAGE_POSTURE_CORRECTION_ROTVEC, checkpoint_posture_correction,
+                                upright_pelvis_rotvec)
+    assert checkpoint_posture_correction({}) == BODY_STAGE_POSTURE_CORRECTION_ROTVEC
+    m = load_models(tiny_checkpoint)
+    m.info.setdefault("sampling", {})["posture_correction_rotvec"] = [0.0, 0.2, 0.0]
+    gen = MotionGenerator(save_models(m, tmp_path / "p.safetensors"))
+    assert gen.posture_correction == (0.0, 0.2, 0.0)
+    rot = gen.generate(np.zeros(8000, np.float32), seed=0, phones=False).rotations
+    want = Rotation.from_rotvec(upright_pelvis_rotvec((0.0, 0.2, 0.0)))
+    assert (Rotation.from_quat(rot[:, 0]) * want.inv()).magnitude().max() < 1e-5   # the pelvis it stands on
+    m.info["sampling"]["posture_correction_rotvec"] = [0.0, float("nan")]
+    with pytest.raises(CheckpointError, match="posture_correction"):
+        MotionGenerator(save_models(m, tmp_path / "bad.safetensors"))
