@@ -110,6 +110,12 @@ def test_body_gain_is_fitted_on_real_training_audio_and_widens_the_motion(tmp_pa
     gain, center, stats = fit_body_gain(default_checkpoint_path(), [part], seeds=(0,), progress=False)
     assert gain.shape == center.shape == (BODY_DIM,) and gain.dtype == np.float32
     assert BODY_GAIN_RANGE[0] <= gain.min() and gain.max() <= BODY_GAIN_RANGE[1]
+    # the spine (posture) is not widened
+    from motion.conventions import JOINT_INDEX
+    from motion.train import BODY_GAIN_FIXED_JOINTS
+    for j in BODY_GAIN_FIXED_JOINTS:
+        k = BODY_STAGE_JOINTS.index(JOINT_INDEX[j]) * 6
+        assert (gain[k:k + 6] == 1.0).all(), j
     # the body stage under-disperses on its training audio (0.5.1's on this clip: median gain 1.08; 0.4.0's 1.2)
     assert np.median(gain) > 1.02 and stats["capture_std"] > stats["generated_std"]
     # written into a checkpoint copy, loaded back, and applied by finish() (offline and streaming path)
