@@ -1,6 +1,7 @@
 """Latency of the streaming API fed like a microphone: 20 ms chunks pushed at the pace of the audio.
 
     python benchmarks/stream_latency.py [--seconds 20] [--hop 6] [--lookahead 3] [--context 48] [--steps N]
+                                        [--torch-threads 1]
 
 For every frame: latency = wall time when the frame came out - (stream start + the frame's time), i.e. how
 long after its sound was spoken a frame is ready (lookahead + waiting for the step + compute). Prints a
@@ -29,6 +30,8 @@ def main() -> int:
     ap.add_argument("--context", type=int, default=48)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--checkpoint", default=None)
+    ap.add_argument("--torch-threads", type=int, default=1,
+                    help="torch threads during a step (StreamConfig.torch_threads; 0: as MotionGenerator set them)")
     a = ap.parse_args()
     from animate_rtf import speech
     from motion.inference import MotionGenerator
@@ -36,7 +39,7 @@ def main() -> int:
 
     audio, source = speech(a.seconds)
     gen = MotionGenerator(a.checkpoint)
-    cfg = StreamConfig(a.context, a.hop, a.lookahead, a.steps)
+    cfg = StreamConfig(a.context, a.hop, a.lookahead, a.steps, a.torch_threads or None)
     stream = MotionStream(gen, config=cfg)
     chunk = 320
     lat = []
@@ -55,7 +58,7 @@ def main() -> int:
     rows = [
         ("speech", f"{a.seconds:g} s of {source}"),
         ("schedule", f"window {cfg.context_frames} frames, hop {cfg.hop_frames}, lookahead {cfg.lookahead_frames}, "
-                     f"{stream.steps} DDIM steps"),
+                     f"{stream.steps} DDIM steps, torch threads per step {cfg.torch_threads or 'unchanged'}"),
         ("lookahead (audio after a frame's time)", f"{stream.lookahead_s * 1000:.0f} ms"),
         ("compute per step, median / p95", f"{np.median(cs):.0f} / {np.percentile(cs, 95):.0f} ms "
                                            f"(budget {cfg.hop_frames / 30 * 1000:.0f} ms of audio per step)"),

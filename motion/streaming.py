@@ -78,6 +78,11 @@ class StreamConfig:
         lookahead_frames: frames of audio after the last emitted frame that a step waits for L (>= 0).
         steps: denoising steps per window, both stages, in place of the options' (default ``None``: the
             :class:`motion.options.SamplingOptions` given to the stream, else the checkpoint's defaults).
+        torch_threads: torch's thread count while a step runs (restored after it; ``None``: leave it as
+            :class:`motion.inference.MotionGenerator` set it). A step's window is small (48 frames, d_model
+            128), so more threads mostly wait for each other: on the 2-core machine a step took 134 ms
+            median with 2 threads and 61 ms with 1 (``python benchmarks/stream_latency.py``, frame latency
+            436 -> 371 ms), while offline generation wants both (22x real time against 15x).
 
     Raises:
         ChatAnyoneError: a schedule that does not fit (W not a multiple of 3, H + L >= W, ...).
@@ -87,9 +92,12 @@ class StreamConfig:
     hop_frames: int = 6
     lookahead_frames: int = 3
     steps: int | None = None
+    torch_threads: int | None = 1
 
     def __post_init__(self):
         W, H, L = self.context_frames, self.hop_frames, self.lookahead_frames
+        if self.torch_threads is not None and self.torch_threads < 1:
+            raise ChatAnyoneError(f"torch_threads must be >= 1 or None, got {self.torch_threads}")
         if W % 3 or not 12 <= W <= 120:
             raise ChatAnyoneError(f"context_frames must be a multiple of 3 in [12, 120], got {W}")
         if H < 1 or L < 0 or H + L >= W:
@@ -421,6 +429,17 @@ class MotionStream:
                                     f"denoising steps (face {f}, body {b}) until it catches up")
 
     def _run_step(self, end_ext: int, emit_end_ext: int) -> list[MotionFrame]:
+        n = self.config.torch_threads
+        before = torch.get_num_threads()
+        if n is None or n == before:
+            return self._step_frames(end_ext, emit_end_ext)
+        torch.set_num_threads(n)
+        try:
+            return self._step_frames(end_ext, emit_end_ext)
+        finally:
+            torch.set_num_threads(before)
+
+    def _step_frames(self, end_ext: int, emit_end_ext: int) -> list[MotionFrame]:
         t0 = self.clock()
         W = self.config.context_frames
         e = end_ext + self._pad

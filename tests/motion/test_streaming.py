@@ -6,6 +6,7 @@ checks of what the trained model's streamed motion looks like use the shipped we
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 
 from motion.audio import load_audio
@@ -87,7 +88,10 @@ def test_stream_features_equal_offline_features(gen, audio):
         stages = [got] + ([got_body] if gen.feature_layouts["body"] != "fixed-sil" else [])
         for x in stages:
             np.testing.assert_allclose(x[:, -40:].sum(1), 1.0, atol=1e-5)
-            assert (x[:, -40:].argmax(1) == whole.argmax(1)).mean() > 0.7
+            # the stream decodes live (LivePhoneDecoder): 0.60 of these frames agree with the offline
+            # decoding (each window decoded afresh, until 0.5.1: 0.7+); against real capture the live phones
+            # give the better streaming lip sync (held-out videos jawOpen r 0.58 vs 0.56, FACEGOOD 0.67 vs 0.64)
+            assert (x[:, -40:].argmax(1) == whole.argmax(1)).mean() > 0.55
         if gen.feature_layouts["body"] == "fixed-sil":
             np.testing.assert_allclose(got_body, full[30:78], atol=2e-3)
     else:
@@ -149,6 +153,32 @@ def test_bad_input(gen):
         StreamConfig(context_frames=50)
     with pytest.raises(ChatAnyoneError, match="hop"):
         StreamConfig(context_frames=12, hop_frames=6, lookahead_frames=6)
+    with pytest.raises(ChatAnyoneError, match="torch_threads"):
+        StreamConfig(torch_threads=0)
+
+
+def test_a_step_runs_with_its_own_torch_threads_and_restores_them(gen, audio, monkeypatch):
+    """StreamConfig.torch_threads is torch's thread count during a step (seen from inside the sampler) and
+    the caller's count is back afterwards; None leaves it alone."""
+    import motion.streaming as streaming
+    seen = []
+    orig = streaming.MotionStream._step_frames
+
+    def spy(self, *a):
+        seen.append(torch.get_num_threads())
+        return orig(self, *a)
+
+    monkeypatch.setattr(streaming.MotionStream, "_step_frames", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        MotionStream(gen, config=StreamConfig(torch_threads=1), warm_up=False).push(audio[:16000])
+        assert seen and set(seen) == {1} and torch.get_num_threads() == 2
+        seen.clear()
+        MotionStream(gen, config=StreamConfig(torch_threads=None), warm_up=False).push(audio[:16000])
+        assert seen and set(seen) == {2}
+    finally:
+        torch.set_num_threads(before)
 
 
 @pytest.mark.slow
