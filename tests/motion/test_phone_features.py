@@ -167,3 +167,43 @@ def test_streaming_pocketsphinx_phones_mostly_agree_with_offline():
     np.testing.assert_allclose(got[ok, :83], off.relative[ok], atol=2e-3)
     agree = (got[ok, 83:].argmax(1) == off.phones[ok].argmax(1)).mean()
     assert agree >= 0.5, agree
+
+
+def _labels(segments, n100):
+    from motion.features import _PHONE_INDEX, SIL_INDEX
+    lab = np.full(n100, SIL_INDEX)
+    for name, a, b in segments:
+        lab[max(a, 0):min(b + 1, n100)] = _PHONE_INDEX.get(name.upper(), SIL_INDEX)
+    return lab
+
+
+@needs_data
+def test_live_decoder_feeds_each_sample_once_restarts_and_agrees_with_offline():
+    """LivePhoneDecoder fed as the stream feeds it (1.7 s buffers, 200 ms apart, overlapping): each sample is
+    decoded once, the utterance restarts every ALLPHONE_PIECE_S seconds without losing the phones before the
+    restart, and the phones agree with the offline decoding on most speech frames; a gap restarts there."""
+    from motion.features import ALLPHONE_PIECE_S, HOP_100HZ, LivePhoneDecoder, SIL_INDEX, phone_segments
+    parts = [load_audio(p) for p in sorted(TEST_AUDIO.glob("*.wav"))]
+    y = np.concatenate(parts * 5)[: int(45 * SAMPLE_RATE)]      # 45 s of real speech: two restarts
+    dec = LivePhoneDecoder()
+    hop, win = 3200, 27200
+    for end in range(hop, len(y) + 1, hop):
+        start = max(0, end - win)
+        dec.feed(y[start:end], start)
+    assert dec._fed == (len(y) // hop) * hop
+    assert dec._utt == int(2 * ALLPHONE_PIECE_S * SAMPLE_RATE)    # restarted at 20 s and 40 s
+    n100 = dec._fed // HOP_100HZ
+    live = _labels(dec.segments(), n100)
+    assert (live[:1900] != SIL_INDEX).mean() > 0.5 and (live[2100:3900] != SIL_INDEX).mean() > 0.5
+    off = _labels(phone_segments(y[:dec._fed]), n100)
+    speech = off != SIL_INDEX
+    assert (live[speech] == off[speech]).mean() > 0.6
+    # forgetting: only the segments ending at or after a frame are kept
+    assert min(b for _, _, b in dec.segments(since=4000)) >= 4000
+    # a gap: the next buffer starts after the samples fed so far
+    gap = LivePhoneDecoder()
+    gap.feed(y[:16000], 0)
+    gap.feed(y[32000:48000], 32000)
+    assert gap._utt == 32000 and gap._fed == 48000
+    segs = gap.segments()
+    assert any(b < 100 for _, _, b in segs) and any(a >= 200 for _, a, _ in segs)   # both sides of the gap
