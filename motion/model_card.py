@@ -15,6 +15,22 @@ from .fileio import atomic_output
 from .options import checkpoint_sampling
 
 
+def _face_from_training(face_from: dict | None) -> str:
+    """How a reused face stage was trained (the fields train() records in ``training.face_from``), as a
+    sentence for the card; empty when unknown."""
+    if not face_from or "face_steps" not in face_from:
+        return ""
+    out = f" That face stage was trained {face_from['face_steps']} steps"
+    if face_from.get("face_init"):
+        out += f" from `{face_from['face_init']}`"
+    if face_from.get("lr") is not None:
+        out += f" (lr {face_from['lr']:g})"
+    if face_from.get("speed_factors"):
+        out += (", with speed-perturbed copies of every clip at "
+                + ", ".join(f"{f:g}x" for f in face_from["speed_factors"]) + " (audio and motion together)")
+    return out + "."
+
+
 def _mouth_gains(gain: list[float]) -> list[tuple[str, float]]:
     from .conventions import ARKIT_MOUTH, ARKIT_NAMES
     return [(ARKIT_NAMES[c], float(g)) for c, g in zip(ARKIT_MOUTH, gain)]
@@ -85,15 +101,17 @@ def render(checkpoint: str, report: str) -> str:
         *([f"The face stage was not trained again: it is the one of `{cfg['face_from']}` (config `face_from`"
            + (f", version {tr['face_from']['version']}" if tr.get("face_from") else "") + ")"
            + ("; this run trained the body stage on its output." if not cfg.get("body_from") else
-              "; the body stage below was trained on its output by the config's first step (see the config's "
-              "header for the commands)."), ""] if cfg.get("face_from") else []),
+              "; the body stage is reused too (below; the config's header has the commands of every step)."),
+           ""] if cfg.get("face_from") else []),
         *([f"Body variance compensation (`motion.train.fit_body_gain`, after Toda & Tokuda's global variance): "
            f"on its training clips ({', '.join(tr['body_gain']['clips'])}; seeds {tr['body_gain']['seeds']}) the "
            f"body stage's output varies less than the capture (mean per-channel std "
            f"{tr['body_gain']['generated_std']:.2f} vs {tr['body_gain']['capture_std']:.2f}, normalised units); "
            "each body channel is scaled about its generated mean by std(capture) / std(generated), clipped to "
-           f"{tr['body_gain']['gain_range']} (median gain {tr['body_gain']['gain_median']:.2f}). The body table "
-           "has the model without it as a row.", ""] if tr.get("body_gain") else []),
+           f"{tr['body_gain']['gain_range']} (median gain {tr['body_gain']['gain_median']:.2f})"
+           + (f"; the channels of {', '.join(tr['body_gain']['fixed_joints'])} keep gain 1 (the spine carries the "
+              "posture, whose slow variation the audio does not predict)" if tr['body_gain'].get('fixed_joints')
+              else "") + ". The body table has the model without it as a row.", ""] if tr.get("body_gain") else []),
         *([("Face stage: " + (f"fine-tuned from `{cfg['face_init']}` (same architecture). " if cfg.get("face_init")
             else f"`{cfg['face_from']}`'s. " if cfg.get("face_from") else "") + "It denoises the residual over a "
            "phone-rule mouth (`motion.lipsync.PhoneRulePrior`: the pocketsphinx all-phone posteriors of the input "
@@ -102,7 +120,8 @@ def render(checkpoint: str, report: str) -> str:
            "slope of the training capture on the rule (" + ", ".join(
                f"{n} {g:.2f}" for n, g in _mouth_gains(info['face_prior'].get('gain', [])) if g > 0) + "); "
            "sampling adds the rule back. Phones are recognised by default, offline (per minute of audio) and "
-           "streaming (per window)."), ""] if info.get("face_prior") else []),
+           "streaming (decoded live as the audio arrives, `motion.features.LivePhoneDecoder`)."
+           + _face_from_training(tr.get("face_from"))), ""] if info.get("face_prior") else []),
         *(["The mouth channels are the face stage's first denoising step's x0 prediction (its estimate of "
            "E[mouth | audio]: on the held-out speakers it followed the captured mouths more closely than the "
            "end of the stochastic trajectory); head motion keeps the full DDIM sampling.", ""]
@@ -114,7 +133,9 @@ def render(checkpoint: str, report: str) -> str:
                f"{k.split('/')[-1][:24]} {v[0]:+d}" for k, v in tr['av_offsets_frames'].items()) + " frames "
            "(positive: the video's mouth moved before its sound).", ""] if tr.get("av_offsets_frames") else []),
         *([f"Body stage: reused from `{tr['body_from']['checkpoint']}` (version {tr['body_from'].get('version')}, "
-           f"{tr['body_from'].get('body_steps')} steps), with its variance compensation.", ""]
+           f"{tr['body_from'].get('body_steps')} steps), "
+           + ("its variance compensation fitted again here (`body_gain_refit`)." if tr['body_from'].get("body_gain_refit")
+              else "with its variance compensation."), ""]
           if tr.get("body_from") else []),
         (f"Wall time on the 2-core CPU training machine: {tr['wall_time_s'] / 60:.1f} min "
          f"({cfg['face_steps']} face + {cfg['body_steps']} body steps, batch {cfg['batch_size']}). "

@@ -534,7 +534,8 @@ def fit_body_gain(checkpoint: str | os.PathLike, clips: list[TrainingClip], seed
             center[ch] = G[v, ch].mean()
     stats = {"clips": [c.name for c in use], "seeds": list(seeds),
              "generated_std": float(G.std(0).mean()), "capture_std": float(R[V.all(1)].std(0).mean()),
-             "gain_median": float(np.median(gain)), "gain_range": list(BODY_GAIN_RANGE)}
+             "gain_median": float(np.median(gain)), "gain_range": list(BODY_GAIN_RANGE),
+             "fixed_joints": list(BODY_GAIN_FIXED_JOINTS)}
     return gain, center, stats
 
 
@@ -574,7 +575,11 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
         prev = load_models(cfg.face_from)
         face_model, face_loss = prev.face, float(prev.info["training"]["face_final_loss"])
         face_mean, face_std = prev.face_mean.numpy(), prev.face_std.numpy()
-        face_from_info = {"checkpoint": str(cfg.face_from), "version": prev.info.get("version")}
+        prev_cfg = prev.info.get("training", {}).get("config", {})
+        face_from_info = {"checkpoint": str(cfg.face_from), "version": prev.info.get("version"),
+                          # how that face stage was trained, for the model card
+                          **{k: prev_cfg[k] for k in ("face_steps", "lr", "face_init", "speed_factors",
+                                                       "noise_augment") if k in prev_cfg}}
         log.append({"stage": "face stage", "reused_from": str(cfg.face_from)})
     else:
         face_model = MotionDenoiser(dcfg(FACE_DIM, FEATURE_DIM))
@@ -670,6 +675,7 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
                                          "train_seconds": prev_tr.get("train_seconds")}
         if prev_tr.get("body_gain"):
             info["training"]["body_gain"] = prev_tr["body_gain"]
+        info["training"]["body_from"]["body_gain_refit"] = bool(cfg.body_variance_compensation and cfg.body_gain_refit)
     if cfg.face_features == "running" and cfg.phone_source == "classifier":
         from .phone_features import load_classifier
         info["phone_classifier"] = {k: v for k, v in load_classifier()[2].items() if k != "train_audio"}

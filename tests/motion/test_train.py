@@ -171,13 +171,18 @@ def test_phones_videos_config_holds_out_the_default_speakers():
 
 
 def test_shipped_config_chain_holds_out_the_same_clips():
-    """configs/default.toml combines 0.5.0's face stage with the body stage of default_body.toml: both hold
-    out the same clips, at least 3 speakers of the talking videos."""
+    """configs/default.toml (0.5.2) combines the face stage of default_face.toml with the body stage of
+    default_body.toml: all three hold out the same clips, at least 3 speakers of the talking videos."""
     default = TrainConfig.from_toml(REPO / "configs" / "default.toml")
+    face = TrainConfig.from_toml(REPO / "configs" / "default_face.toml")
     body = TrainConfig.from_toml(REPO / "configs" / "default_body.toml")
-    assert body.holdout_clips == default.holdout_clips and body.holdout_tail == default.holdout_tail
+    for step in (face, body):
+        assert step.holdout_clips == default.holdout_clips and step.holdout_tail == default.holdout_tail
+    assert default.face_from == face.out_dir + "/model.safetensors"
     assert default.body_from == body.out_dir + "/model.safetensors" and default.mouth_scale
-    assert body.face_from == default.face_from          # the body stage trained on the face stage it ships with
+    # the body stage was trained on the face stage the shipped one is fine-tuned from (0.5.0's); its variance
+    # compensation is fitted again on the shipped face stage's output
+    assert body.face_from == face.face_init and default.body_gain_refit and face.speed_factors
     speakers = {c.split("__")[1].split("_")[0] if "grid" not in c else "grid"
                 for c in default.holdout_clips if c.startswith("prepared/")}
     assert len(speakers) >= 3, speakers
