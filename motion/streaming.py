@@ -82,7 +82,8 @@ class StreamConfig:
             :class:`motion.inference.MotionGenerator` set it). A step's window is small (48 frames, d_model
             128), so more threads mostly wait for each other: on the 2-core machine a step took 134 ms
             median with 2 threads and 61 ms with 1 (``python benchmarks/stream_latency.py``, frame latency
-            436 -> 371 ms), while offline generation wants both (22x real time against 15x).
+            436 -> 371 ms), while offline generation wants both (22x real time against 15x). torch's
+            thread count is process-wide: torch work in other threads runs with it while a step runs.
 
     Raises:
         ChatAnyoneError: a schedule that does not fit (W not a multiple of 3, H + L >= W, ...).
