@@ -112,6 +112,9 @@ class TrainConfig:
     #: start the face stage from this checkpoint's face weights (same architecture; fine-tuning), then train
     #: face_steps with this config's data and normalisation
     face_init: str | None = None
+    #: start the body stage from this checkpoint's body weights and normalisation (same architecture and body
+    #: feature layout; fine-tuning), then train body_steps with this config's data
+    body_init: str | None = None
     #: a face channel that never moves in a clip (range < 1e-3, e.g. FACEGOOD's mouthClose/Press/Stretch/
     #: Shrug, which its rig mapping does not produce) counts as not captured there, so it is learned only
     #: from the datasets that do capture it (the MediaPipe-tracked videos)
@@ -638,6 +641,11 @@ def train(cfg: TrainConfig, progress: bool = True, distributed=None) -> Path:
 
     if not cfg.body_from:
         body_model = MotionDenoiser(dcfg(BODY_DIM, FEATURE_DIM + FACE_DIM))
+        if cfg.body_init:
+            init = load_models(cfg.body_init)
+            body_model.load_state_dict(init.body.state_dict())
+            body_mean, body_std = init.body_mean.numpy(), init.body_std.numpy()
+            log.append({"stage": "body stage", "initialised_from": str(cfg.body_init)})
         body_batch = batch_fn(body_items, cfg, "body", "body_cond", "body_mask", body_mean, body_std, n_styles, rng)
         body_loss = train_stage(body_model, body_batch, cfg.body_steps, cfg, "body stage", log, distributed)
 

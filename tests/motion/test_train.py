@@ -1,7 +1,9 @@
 """Training pieces: mirroring, phone dropout and random window lengths in the batches."""
+import json
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from motion.clip import MotionClip
 from motion.conventions import ARKIT_INDEX, JOINT_INDEX
@@ -240,3 +242,28 @@ def test_phone_rule_prior_batches_are_residuals_over_the_rule():
     # away from the window edges the jaw residual is (0.5 - 0.5) / 0.25 = 0; a channel the rule leaves at 0 keeps 0.5/0.25
     np.testing.assert_allclose(x0[:, 5:-5, jaw], 0.0, atol=1e-5)
     np.testing.assert_allclose(x0[:, :, FACE_MOUTH_DIM:], 2.0, atol=1e-6)
+
+
+@pytest.mark.slow
+@needs_data
+def test_body_init_fine_tunes_the_body_stage_from_a_checkpoint(tmp_path):
+    """body_init starts the body stage from a checkpoint's body weights and keeps its normalisation: with a
+    vanishing learning rate the trained body stage is that checkpoint's (tiny real data, 5 s per take)."""
+    from tests.motion.test_distributed import _config
+    from motion.checkpoint import load_models
+    from motion.train import main
+
+    cfg = _config(tmp_path)
+    assert main([str(cfg)]) == 0
+    first = tmp_path / "out" / "model.safetensors"
+    text = cfg.read_text().replace(f'out_dir = "{tmp_path / "out"}"', f'out_dir = "{tmp_path / "out2"}"')
+    cfg2 = tmp_path / "init.toml"
+    cfg2.write_text(text + f'face_from = "{first}"\nbody_init = "{first}"\nlr = 1e-12\n')
+    assert main([str(cfg2)]) == 0
+    a, b = load_models(first), load_models(tmp_path / "out2" / "model.safetensors")
+    np.testing.assert_array_equal(a.body_mean.numpy(), b.body_mean.numpy())
+    np.testing.assert_array_equal(a.body_std.numpy(), b.body_std.numpy())
+    for (name, p), q in zip(a.body.state_dict().items(), b.body.state_dict().values()):
+        np.testing.assert_allclose(p.float().numpy(), q.float().numpy(), atol=1e-3, err_msg=name)
+    log = json.loads((tmp_path / "out2" / "train_log.json").read_text())["log"]
+    assert {"stage": "body stage", "initialised_from": str(first)} in log
