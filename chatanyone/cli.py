@@ -14,7 +14,6 @@ import re
 import select
 import sys
 import threading
-from pathlib import Path
 
 #: ``OSError`` numbers that mean the machine, not the program, refused (disk full, read-only, permission):
 #: reported as one line like any other user error.

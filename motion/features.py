@@ -605,13 +605,10 @@ class StreamingFeatures:
                 raise ValueError("streaming pocketsphinx phones need the buffer's audio")
             y = _check_input(audio, SAMPLE_RATE)
             n100 = 1 + len(y) // HOP_100HZ  # as librosa's centred frames in extract_features
-            if self._live is None:     # each buffer decoded afresh
-                segs = phone_segments(y)
-            else:
-                at = int(round(first * SAMPLE_RATE / feats.fps))      # the buffer's first sample in the stream
-                self._live.feed(y, at)
-                f0 = at // HOP_100HZ
-                segs = [(w, a - f0, b - f0) for w, a, b in self._live.segments(since=f0)]
+            at = int(round(first * SAMPLE_RATE / feats.fps))      # the buffer's first sample in the stream
+            self._live.feed(y, at)
+            f0 = at // HOP_100HZ
+            segs = [(w, a - f0, b - f0) for w, a, b in self._live.segments(since=f0)]
             post = _phone_posteriors(segs, n100, feats.num_frames, feats.fps)[sl]
         if self.need_rel:
             from .phone_features import CLASSIFIER_LEFT_FRAMES, RunningNorm, classifier_input, phone_posteriors

@@ -72,6 +72,8 @@ def checkpoint_posture_correction(info: dict) -> tuple[float, float, float]:
     if a.shape != (3,) or not np.isfinite(a).all():
         raise ValueError(f"sampling.posture_correction_rotvec must be 3 finite numbers, got {v!r}")
     return tuple(float(x) for x in a)
+
+
 _HIPS = (JOINT_INDEX["left_hip"], JOINT_INDEX["right_hip"])
 
 
@@ -160,6 +162,16 @@ def carry_pelvis(rotations: np.ndarray, pelvis_rotvec=BEAT2_PELVIS_ROTVEC) -> np
     return rot
 
 
+def without_pelvis_orientation(rotations: np.ndarray) -> np.ndarray:
+    """Undo the constant pelvis orientation :func:`upright` put on generated ``rotations [T, 55, 4]``
+    (read from frame 0's pelvis): the root-locked output, legs kept (:func:`carry_pelvis` with its
+    inverse). Returns a new float32 array."""
+    rot = np.asarray(rotations)
+    if len(rot) == 0:
+        return np.array(rot, np.float32)
+    return carry_pelvis(rot, Rotation.from_quat(rot[0, JOINT_INDEX["pelvis"]]).inv().as_rotvec())
+
+
 def compose_rotvecs(*rotvecs) -> np.ndarray:
     """``a, b, ...`` axis-angle ``[3]`` -> the axis-angle of ``R(a) R(b) ...`` (``[3]`` float64)."""
     out = Rotation.identity()
@@ -226,13 +238,11 @@ def main(argv: list[str] | None = None) -> int:
                 out.append(gen.generate(audio, seed=seed).rotations)
         return np.concatenate(cap), out
 
-    def raw(rot):  # undo the generator's constant pelvis orientation (upright()): the root-locked output
-        return carry_pelvis(rot, Rotation.from_quat(rot[0, JOINT_INDEX["pelvis"]]).inv().as_rotvec())
-
     cap_train, out_train = run(spans["train"])
     correction = np.asarray(gen.posture_correction)
     if a.fit:
-        correction = fit_posture_correction(np.concatenate([raw(r) for r in out_train]), beat2_rotations(cap_train))
+        correction = fit_posture_correction(np.concatenate([without_pelvis_orientation(r) for r in out_train]),
+                                            beat2_rotations(cap_train))
         print(f"posture correction = {tuple(round(float(v), 6) for v in correction)} "
               f"({np.degrees(np.linalg.norm(correction)):.1f} deg)")
     cap_tail, out_tail = run(spans["held-out tail"])
@@ -240,9 +250,9 @@ def main(argv: list[str] | None = None) -> int:
     for name, cap, outs in (("train", cap_train, out_train), ("held-out tail", cap_tail, out_tail)):
         rows = [("BEAT2 capture with its pelvis orientation", [beat2_rotations(cap, lock_root=False)]),
                 ("BEAT2 capture, root locked", [beat2_rotations(cap)]),
-                ("model, root locked (raw)", [raw(r) for r in outs]),
-                ("model + capture pelvis", [carry_pelvis(raw(r)) for r in outs]),
-                ("model, upright (shipped)", [upright(raw(r), correction) for r in outs])]
+                ("model, root locked (raw)", [without_pelvis_orientation(r) for r in outs]),
+                ("model + capture pelvis", [carry_pelvis(without_pelvis_orientation(r)) for r in outs]),
+                ("model, upright (shipped)", [upright(without_pelvis_orientation(r), correction) for r in outs])]
         for label, rots in rows:
             ps = [posture(r) for r in rots]
             print(f"{name:14s} {label:42s} " + "  ".join(f"{p.median_head_pitch_deg:5.1f} / {p.median_torso_lean_deg:5.1f}"

@@ -725,8 +725,7 @@ def add_posture_correction(path: str | os.PathLike, train_clips: list[TrainingCl
     Raises:
         ValueError: no BEAT2 training clip with audio.
     """
-    from .posture import carry_pelvis, fit_posture_correction
-    from scipy.spatial.transform import Rotation
+    from .posture import fit_posture_correction, without_pelvis_orientation
     use = [c for c in train_clips if c.dataset == "beat2" and c.audio is not None]
     if not use:
         raise ValueError("no BEAT2 training clip with audio to fit the posture correction on")
@@ -735,8 +734,8 @@ def add_posture_correction(path: str | os.PathLike, train_clips: list[TrainingCl
     for c in tqdm(use, desc="posture correction", disable=not progress):
         for seed in seeds:
             rot = gen.generate(c.audio, seed=seed).rotations
-            T = min(len(rot), c.clip.num_frames)   # undo the generator's constant pelvis orientation
-            gen_rot.append(carry_pelvis(rot[:T], Rotation.from_quat(rot[0, 0]).inv().as_rotvec()))
+            T = min(len(rot), c.clip.num_frames)
+            gen_rot.append(without_pelvis_orientation(rot[:T]))
             cap_rot.append(c.clip.rotations[:T])
     correction = fit_posture_correction(np.concatenate(gen_rot), np.concatenate(cap_rot))
     models = load_models(path)

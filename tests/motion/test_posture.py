@@ -6,7 +6,7 @@ from scipy.spatial.transform import Rotation
 from motion.conventions import JOINT_INDEX, SMPLX_PARENTS, rest_offsets
 from motion.datasets import beat2_rotations, data_root
 from motion.posture import (BEAT2_PELVIS_ROTVEC, capture_pelvis_orientation, carry_pelvis, posture, upright,
-                            upright_pelvis_rotvec)
+                            upright_pelvis_rotvec, without_pelvis_orientation)
 from motion.rotations import forward_kinematics
 
 BEAT2 = data_root() / "beat2"
@@ -68,6 +68,10 @@ def test_carry_pelvis_keeps_the_legs_and_every_generated_joint():
     # upright() is carry_pelvis with the capture's pelvis plus the body stage's correction (about -20 deg X)
     assert np.degrees(np.linalg.norm(upright_pelvis_rotvec())) == pytest.approx(20.5, abs=1.0)
     np.testing.assert_allclose(upright(rot), carry_pelvis(rot, upright_pelvis_rotvec()))
+    # without_pelvis_orientation undoes it: the root-locked clip comes back (quaternions up to sign)
+    back = without_pelvis_orientation(upright(rot, (0.1, -0.2, 0.05)))
+    np.testing.assert_allclose(np.abs(np.sum(back * rot, -1)), 1.0, atol=1e-5)
+    assert without_pelvis_orientation(rot[:0]).shape == (0, 55, 4)
 
 
 def test_pelvis_constant_is_the_capture_mean():
@@ -115,7 +119,7 @@ def test_generated_speech_stands_like_the_capture(held_out_speech):
     assert abs(g.median_head_pitch_deg - r.median_head_pitch_deg) < 5, (g.median_head_pitch_deg, r.median_head_pitch_deg)
     assert abs(g.median_torso_lean_deg - r.median_torso_lean_deg) < 5, (g.median_torso_lean_deg, r.median_torso_lean_deg)
     # without the pelvis orientation the same output stoops (the bug this guards against)
-    raw = carry_pelvis(generated, Rotation.from_quat(generated[0, 0]).inv().as_rotvec())
+    raw = without_pelvis_orientation(generated)
     assert posture(raw).median_head_pitch_deg - r.median_head_pitch_deg > 15
 
 

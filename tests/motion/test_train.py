@@ -104,7 +104,7 @@ def test_body_gain_is_fitted_on_real_training_audio_and_widens_the_motion(tmp_pa
     from motion.conventions import BODY_STAGE_JOINTS
     from motion.inference import Intensity, MotionGenerator
     from motion.representation import BODY_DIM
-    from motion.train import BODY_GAIN_RANGE, add_body_gain, fit_body_gain, split_holdout
+    from motion.train import BODY_GAIN_RANGE, add_body_gain, fit_body_gain
 
     clip = next(c for c in load_beat2(DATA) if c.name == "beat2/2_scott_0_1_1")
     n = 30 * 12  # 12 s
