@@ -599,7 +599,15 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
         missing = sorted(n for n in holdout if n.startswith("prepared/") and n not in {c.name for c in vids})
         if missing:
             notes.append(f"{d}: held-out clips not found: {', '.join(missing)}")
-        groups[f"talking videos, held-out speakers (MediaPipe, {d})"] = (held, [c for c in vids if c.name not in holdout])
+        train = [c for c in vids if c.name not in holdout]
+        held_speakers = {L.speaker_of(c.name) for c in held}
+        train_speakers = {L.speaker_of(c.name) for c in train}
+        notes.append(f"{d}: {len(held)} held-out clips of {len(held_speakers)} speakers ({', '.join(sorted(held_speakers))}); "
+                     f"training clips of {len(train_speakers)} speakers ({', '.join(sorted(train_speakers))}); "
+                     "speakers by `motion.lipsync.speaker_of`")
+        if held_speakers & train_speakers:
+            notes.append(f"WARNING: held-out speakers also in training clips: {', '.join(sorted(held_speakers & train_speakers))}")
+        groups[f"talking videos, held-out speakers (MediaPipe, {d})"] = (held, train)
     trained = set(gen.models.info.get("training", {}).get("train_clips", []))
 
     gens = [(f"model {gen.version}", gen)]

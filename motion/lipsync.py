@@ -357,6 +357,37 @@ def known_transcript(name: str) -> str | None:
     return None
 
 
+#: The speaker of each GRID clip in ``../shared/data/videos/grid``. GRID's file names spell the sentence,
+#: not the speaker, so the clips were grouped by looking at their frames: 11 clips, 10 speakers (pwij3p and
+#: id2_vcd_swwp2s are the same man). Labels are ours (m = man, f = woman), not GRID's speaker numbers.
+GRID_SPEAKERS = {"bbaf2n": "GRID m1", "brbk7n": "GRID f1", "id2_vcd_swwp2s": "GRID m2", "pwij3p": "GRID m2",
+                 "lbax4n": "GRID m3", "lbbc2a": "GRID f2", "lrwp9a": "GRID f3", "lwbsza": "GRID f4",
+                 "sbia1a": "GRID m4", "sbwe5n": "GRID m5", "swiz3n": "GRID m6"}
+
+#: Name fragments of the other clips -> speaker (the talking videos name their speaker; FACEGOOD and BEAT2
+#: are one speaker each). Checked in this order.
+_SPEAKER_FRAGMENTS = (("Obama", "Obama"), ("obama", "Obama"), ("TedLieu", "Ted Lieu"),
+                      ("Klobuchar", "Amy Klobuchar"), ("KatieHill", "Katie Hill"),
+                      ("AlexandriaOcasioCortez", "Alexandria Ocasio-Cortez"), ("AOC", "Alexandria Ocasio-Cortez"),
+                      ("facegood", "FACEGOOD speaker"), ("scott", "BEAT2 Scott"))
+
+
+def speaker_of(name: str) -> str:
+    """Who speaks in a training or held-out clip, by its name as the loaders give it (``facegood/1114_3_16``,
+    ``beat2/2_scott_0_3_3``, ``prepared/grid__bbaf2n``, ``prepared/edtalk__mouth_source_Klobuchar``).
+
+    GRID clips by :data:`GRID_SPEAKERS`; other clips by the speaker their name carries. A clip no rule
+    knows is its own speaker (its name is returned), so an unknown clip is never merged with another.
+    Used to check that held-out speakers are never trained on and to count them."""
+    stem = name.rsplit("/", 1)[-1]
+    if stem.startswith("grid__"):
+        return GRID_SPEAKERS.get(stem[len("grid__"):], name)
+    for fragment, speaker in _SPEAKER_FRAGMENTS:
+        if fragment in name:
+            return speaker
+    return name
+
+
 # ------------------------------------------------------------------------------ phone-rule face prior
 
 def viseme_table(phones: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:

@@ -1,5 +1,7 @@
 """motion.lipsync: known answers for the lip-sync metrics, calibration on training data only, and the
 phone-rule baseline's closure at an /m/."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -214,3 +216,27 @@ def test_shipped_model_closes_the_lips_at_the_aligned_m_of_the_sample():
     assert closures(face, ph, BILABIAL) == [True, True]
     vowels = [p for p in ph if p.phone in ("AE", "AY")]
     assert max(o[int(round(0.5 * (p.start_s + p.end_s) * 30))] for p in vowels) > 0.2
+
+
+@pytest.mark.skipif(not (DATA / "videos").is_dir(), reason=f"real data folder {DATA} is absent (a user's clone has no ../shared)")
+def test_shipped_config_holds_out_whole_speakers_never_trained_on():
+    """Held out by speaker (issue 13): every talking-video clip that `chatanyone prepare ../shared/data/videos`
+    makes and configs/default.toml does not hold out (the training clips) has a speaker other than every
+    held-out clip's; at least 3 held-out speakers; every GRID clip has a known speaker (GRID's names spell
+    the sentence only)."""
+    from motion.lipsync import GRID_SPEAKERS, speaker_of
+    from motion.prepare.discovery import discover
+    from motion.train import TrainConfig
+    cfg = TrainConfig.from_toml(Path(__file__).resolve().parents[2] / "configs" / "default.toml")
+    jobs, _ = discover([DATA / "videos"])
+    names = [f"prepared/{j.name}" for j in jobs]
+    held = [n for n in cfg.holdout_clips if n.startswith("prepared/")]
+    assert set(held) <= set(names)
+    train = [n for n in names if n not in cfg.holdout_clips]
+    held_speakers = {speaker_of(n) for n in held}
+    assert not held_speakers & {speaker_of(n) for n in train}, "a held-out speaker is trained on"
+    assert len(held_speakers) >= 3
+    assert {n.split("__", 1)[1] for n in names if "grid__" in n} == set(GRID_SPEAKERS)
+    assert speaker_of("prepared/grid__pwij3p") == speaker_of("prepared/grid__id2_vcd_swwp2s")
+    assert speaker_of("prepared/sadtalker__WDA_AlexandriaOcasioCortez_000") == speaker_of("prepared/vexpress__AOC_gt")
+    assert speaker_of("prepared/somebody__new_clip") == "prepared/somebody__new_clip"
