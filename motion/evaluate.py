@@ -602,8 +602,11 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
         train = [c for c in vids if c.name not in holdout]
         held_speakers = {L.speaker_of(c.name) for c in held}
         train_speakers = {L.speaker_of(c.name) for c in train}
-        notes.append(f"{d}: {len(held)} held-out clips of {len(held_speakers)} speakers ({', '.join(sorted(held_speakers))}); "
-                     f"training clips of {len(train_speakers)} speakers ({', '.join(sorted(train_speakers))}); "
+        def count(n, what):
+            return f"{n} {what}{'' if n == 1 else 's'}"
+        notes.append(f"{d}: {count(len(held), 'held-out clip')} of {count(len(held_speakers), 'speaker')} "
+                     f"({', '.join(sorted(held_speakers))}); {count(len(train), 'training clip')} of "
+                     f"{count(len(train_speakers), 'speaker')} ({', '.join(sorted(train_speakers))}); "
                      "speakers by `motion.lipsync.speaker_of`")
         if held_speakers & train_speakers:
             notes.append(f"WARNING: held-out speakers also in training clips: {', '.join(sorted(held_speakers & train_speakers))}")
