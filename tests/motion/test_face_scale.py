@@ -5,7 +5,7 @@ import pytest
 from motion.conventions import ARKIT_INDEX, ARKIT_MOUTH
 from motion.face_scale import (GAIN_RANGE, IPHONE_SPEECH_TAKES, MOUTH_NAMES, MouthScale, fit_mouth_scale,
                                iphone_ranges, scale_error)
-from tests.conftest import DATA, needs_data
+from tests.conftest import needs_data
 
 M = {n: i for i, n in enumerate(MOUTH_NAMES)}
 
@@ -63,6 +63,26 @@ def test_apply_keeps_rest_and_weights_in_range():
     assert y[:, M["jawOpen"]] == pytest.approx([0.04, 0.14, 0.02])
     assert y[:, M["mouthSmileLeft"]] == pytest.approx([0.2, 1.0, 0.0])   # 1.4 clipped to 1
     assert y.dtype == np.float32
+
+
+def test_mouth_close_keeps_its_fraction_of_the_jaw_so_a_seal_stays_a_seal():
+    """ARKit's mouthClose closes the lips of the open jaw: sealed lips (mouthClose == jawOpen) stay sealed in
+    iPhone scale although the jaw's rest is not mouthClose's (the per-channel map left a gap of
+    rest * (1 - gain) = 0.02 jawOpen); half a closure stays half; a shut jaw scales mouthClose by its gain."""
+    gain = np.ones(27, np.float32)
+    gain[M["jawOpen"]] = gain[M["mouthClose"]] = 0.5
+    rest = np.zeros(27, np.float32)
+    rest[M["jawOpen"]] = 0.04
+    s = MouthScale(gain, rest)
+    x = np.zeros((4, 27), np.float32)
+    x[:, M["jawOpen"]] = [0.3, 0.3, 0.1, 0.0]
+    x[:, M["mouthClose"]] = [0.3, 0.15, 0.2, 0.02]    # sealed, half, beyond the jaw (capped), jaw shut
+    y = s.apply(x)
+    jaw = y[:, M["jawOpen"]]
+    assert jaw == pytest.approx([0.17, 0.17, 0.07, 0.02])
+    assert y[:, M["mouthClose"]] == pytest.approx([0.17, 0.085, 0.07, 0.01])
+    assert (y[:, M["mouthClose"]] <= jaw + 1e-7).all()
+    assert s.apply(x[None])[0] == pytest.approx(y)                   # leading axes are kept
 
 
 def test_info_round_trip_and_bad_info():
