@@ -45,7 +45,9 @@ def _mouth_scale_lines(info: dict) -> list[str]:
             "turns it off): each mouth channel is scaled about the model's resting value by the ratio of the "
             "dynamic range (5-95 %) of seven real iPhone Live Link speaking takes to the model's own on its training "
             f"audio ({ms['stats'].get('frames', 0)} frames), at most one octave either way: {gains} (Left = Right; "
-            "others 1). The lip-sync comparisons with capture below are made in the model's own scale.", ""]
+            "others 1); mouthClose keeps its fraction of jawOpen instead (its gain serves only where the jaw is "
+            "shut), so sealed lips stay sealed. The lip-sync comparisons with capture below are made in the "
+            "model's own scale.", ""]
 
 
 def render(checkpoint: str, report: str) -> str:
