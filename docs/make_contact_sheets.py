@@ -4,14 +4,14 @@
 
 * ``docs/head_arkit52.jpg``: the neutral face and each of the 52 ARKit morph targets at weight 1 (the GLB
   exporter's avatar, ``exporters.glb.write`` of a one-frame rest clip, every other weight 0).
-* ``docs/head_speech.jpg``: four frames of ``chatanyone animate chatanyone/samples/cmu_arctic_a0007.wav
-  --transcript "gad your letter came just in time"`` (with the text, as a user who has it would run it: the
-  audio-only all-phone decoding of this clip misses the /m/ of "came" and "time", and there the lips stay
-  8-14 mm apart): the two vowel frames (pocketsphinx forced alignment,
-  :func:`motion.alignment.force_align`) with the widest inner-lip gap and the frame of each /m/ with the
-  smallest; each tile is labelled with the phone, the time, ``jawOpen``, ``mouthClose`` and the inner-lip
-  gap in mm (the head's landmarks 62/66 displaced by the frame's 52 weights). The avatar shows what the
-  model makes: where the model keeps the jaw open through an /m/, so does the picture.
+* ``docs/head_speech.jpg``: four frames of ``chatanyone animate chatanyone/samples/cmu_arctic_a0007.wav``
+  (audio only, as the README's quick start runs it; the sample says "and you always want to see it in the
+  superlative degree", ``cmu_arctic_a0007.txt``): the two vowel frames (pocketsphinx forced alignment of
+  those words, :func:`motion.alignment.force_align`) with the widest inner-lip gap, and the frames of the
+  sentence's lip consonants with the smallest: the /p/ of "superlative" (lips closed) and its /v/ (lower
+  lip to the upper teeth). Each tile is labelled with the phone, the time, ``jawOpen``, ``mouthClose`` and
+  the inner-lip gap in mm (the head's landmarks 62/66 displaced by the frame's 52 weights). The avatar shows
+  what the model makes: where the model keeps the jaw open through a /p/, so does the picture.
 
 Each tile is rendered by ``docs/render_head.py`` inside ``blender -b --factory-startup``.
 """
@@ -38,7 +38,8 @@ from motion.clip import MotionClip  # noqa: E402
 from motion.conventions import ARKIT_INDEX, ARKIT_NAMES  # noqa: E402
 
 SAMPLE = REPO / "chatanyone" / "samples" / "cmu_arctic_a0007.wav"
-TRANSCRIPT = "gad your letter came just in time"
+TRANSCRIPT = SAMPLE.with_suffix(".txt").read_text().strip()   # the sample's words (ARCTIC's prompt)
+LIP_CONSONANTS = {"P", "B", "M", "F", "V"}
 VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
 
 
@@ -101,14 +102,14 @@ def main() -> int:
     if args.shapes_only:
         return 0
 
-    # 2. the sample speech: vowels open, /m/ closed
+    # 2. the sample speech: vowels open, /p/ closed
     out = work / "speech"
     out.mkdir(exist_ok=True)
     for old in glob.glob(str(out / "*")):
         if os.path.isfile(old):
             os.remove(old)
     subprocess.run(["chatanyone", "animate", str(SAMPLE), "-o", str(out), "--formats", "npz,glb", "-q",
-                    "--transcript", TRANSCRIPT, "--mouth-scale", args.mouth_scale]
+                    "--mouth-scale", args.mouth_scale]
                    + (["--checkpoint", args.checkpoint] if args.checkpoint else []), check=True)
     clip = MotionClip.load(next(Path(p) for p in glob.glob(str(out / "*.npz"))))
     speech_glb = next(Path(p) for p in glob.glob(str(out / "*.glb")))
@@ -120,7 +121,8 @@ def main() -> int:
     vowels = sorted(((gap[frames_of(p)].max(), p) for p in phones if p.phone in VOWELS and len(frames_of(p))),
                     key=lambda t: -t[0])[:2]
     picks = [(int(frames_of(p)[np.argmax(gap[frames_of(p)])]), p.phone) for _, p in vowels]
-    picks += [(int(frames_of(p)[np.argmin(gap[frames_of(p)])]), p.phone) for p in phones if p.phone == "M"]
+    picks += [(int(frames_of(p)[np.argmin(gap[frames_of(p)])]), p.phone) for p in phones
+              if p.phone in LIP_CONSONANTS]
     picks.sort()
     blender([str(speech_glb), str(out / "frames"), "--frames", ",".join(str(f) for f, _ in picks),
              "--size", str(2 * args.size)], args.blender)
