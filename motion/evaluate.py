@@ -547,6 +547,11 @@ def _holdout_names(config: str | None) -> list[str]:
         return list(tomllib.load(f).get("holdout_clips", []))
 
 
+def _count(n: int, what: str) -> str:
+    """``"1 clip"``, ``"3 clips"``."""
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
 def _calibration_set(clips) -> list:
     out, total = [], 0.0
     for c in sorted(clips, key=lambda c: c.name):
@@ -602,11 +607,9 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
         train = [c for c in vids if c.name not in holdout]
         held_speakers = {L.speaker_of(c.name) for c in held}
         train_speakers = {L.speaker_of(c.name) for c in train}
-        def count(n, what):
-            return f"{n} {what}{'' if n == 1 else 's'}"
-        notes.append(f"{d}: {count(len(held), 'held-out clip')} of {count(len(held_speakers), 'speaker')} "
-                     f"({', '.join(sorted(held_speakers))}); {count(len(train), 'training clip')} of "
-                     f"{count(len(train_speakers), 'speaker')} ({', '.join(sorted(train_speakers))}); "
+        notes.append(f"{d}: {_count(len(held), 'held-out clip')} of {_count(len(held_speakers), 'speaker')} "
+                     f"({', '.join(sorted(held_speakers))}); {_count(len(train), 'training clip')} of "
+                     f"{_count(len(train_speakers), 'speaker')} ({', '.join(sorted(train_speakers))}); "
                      "speakers by `motion.lipsync.speaker_of`")
         if held_speakers & train_speakers:
             notes.append(f"WARNING: held-out speakers also in training clips: {', '.join(sorted(held_speakers & train_speakers))}")

@@ -115,8 +115,8 @@ class MouthScale:
 
         Every channel but ``mouthClose`` by the map of the module docstring. ``mouthClose`` keeps its fraction
         of ``jawOpen`` (ARKit's mouthClose closes the lips of the open jaw: a lip seal is ``mouthClose ==
-        jawOpen``, :meth:`motion.lipsync.PhoneRulePrior.seal`): ``close' = jaw' * min(close / jaw, 1)``, and
-        ``gain * close`` where ``jaw`` is below :data:`SEAL_MIN_JAW`. With the per-channel map instead, the
+        jawOpen``, :meth:`motion.lipsync.PhoneRulePrior.seal`): ``close' = jaw' * min(close / jaw, 1)``; where
+        ``jaw`` is below :data:`SEAL_MIN_JAW` it takes the per-channel map too. With the per-channel map instead, the
         jaw's rest (0.036 in 0.5.2, mouthClose's is 0) left sealed lips of the default avatar 2.1-2.5 mm apart
         at the held-out GRID clips' /p b m/, against 1.3-1.7 mm in the model's own scale."""
         x = np.asarray(mouth, np.float32)
