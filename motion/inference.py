@@ -149,7 +149,7 @@ def chunked_conditions(audio: AudioReader, num_frames: int, layouts: list[str], 
 
     Args:
         audio: :class:`AudioReader`; num_frames: T; layouts: :meth:`motion.features.AudioFeatures.stack`
-            layouts; phones: ``"none"``, ``"classifier"`` or ``"pocketsphinx"`` (all-phone decoding of each
+            layouts; phones: ``"none"``, ``"classifier"``, ``"pocketsphinx"`` or ``"hama"`` (decoding of each
             chunk's audio with :data:`PHONE_CONTEXT_FRAMES` frames of context on both sides; a clip of one
             chunk is decoded whole, as :func:`motion.features.extract_features` does).
     Returns:
@@ -191,8 +191,9 @@ def chunked_conditions(audio: AudioReader, num_frames: int, layouts: list[str], 
                 conds[k] = np.zeros((T, x.shape[1]), np.float32)
             conds[k][f0:f1] = x
     source = "none"
-    if phones == "pocketsphinx":
-        from .features import HOP_100HZ, PHONES, _phone_posteriors, phone_segments
+    if phones in ("pocketsphinx", "hama"):
+        from .features import HOP_100HZ, PHONES, _phone_posteriors, hama_segments, phone_segments
+        decode = phone_segments if phones == "pocketsphinx" else hama_segments
         for f0 in tqdm(bounds, desc="phones", disable=not progress or len(bounds) < 2, unit="min", leave=False):
             f1 = min(T, f0 + chunk_frames)
             g0 = max(0, ((f0 - PHONE_CONTEXT_FRAMES) // 3) * 3) if len(bounds) > 1 else 0
@@ -200,11 +201,11 @@ def chunked_conditions(audio: AudioReader, num_frames: int, layouts: list[str], 
             a, b = g0 * 1600 // 3, n_needed if g1 == T else (g1 * 1600 + 2) // 3
             y = audio.read(a, min(b, audio.num_samples))
             y = np.pad(y, (0, max(0, (b - a) - len(y)))).astype(np.float32)
-            post = _phone_posteriors(phone_segments(y), 1 + len(y) // HOP_100HZ, g1 - g0, MODEL_FPS)[f0 - g0:f1 - g0]
+            post = _phone_posteriors(decode(y), 1 + len(y) // HOP_100HZ, g1 - g0, MODEL_FPS)[f0 - g0:f1 - g0]
             for k in layouts:
                 if k != "fixed-sil":
                     conds[k][f0:f1, -len(PHONES):] = post
-        source = "pocketsphinx"
+        source = phones
     if phones == "classifier":
         from .features import PHONES
         from .phone_features import CLASSIFIER_LEFT_FRAMES, CLASSIFIER_LOOKAHEAD_FRAMES, phone_posteriors

@@ -157,7 +157,7 @@ def test_layouts_same_width_and_sil_block():
     with pytest.raises(ValueError):
         f.stack("nope")
     with pytest.raises(ValueError):
-        extract_features(y, phones="hama")
+        extract_features(y, phones="nope")
     assert extract_features(y, phones=False, relative=False).relative is None
 
 
@@ -175,3 +175,49 @@ def test_long_audio_pieces_decode_the_same_in_worker_processes(monkeypatch):
     assert features.allphone_workers() == 3
     assert features.phone_segments(y) == alone
     assert len(alone) > 150 and alone[-1][2] > 44 * 100   # phones up to the end, not one lost search
+
+
+@needs_data
+def test_hama_phones_find_the_hand_labelled_bilabials_and_mostly_the_labelled_phones():
+    """The opt-in hama phone source (extra `hama`) on ARCTIC a0009 against its hand labels: the /p/ of
+    "sharply" and the /b/ of "table" start within 40 ms of their labels (after HAMA_ONSET_LAG_S), the phone
+    sequence is mostly the labelled one, no phone is held past HAMA_MAX_PHONE_S (the clip ends in 'SIL'), and the
+    posteriors are one-hot rows of the 40 phones."""
+    pytest.importorskip("hama", reason="the optional extra `hama` is not installed (pip install -e '.[hama]')")
+    from motion.alignment import read_htk_lab
+    from motion.features import hama_segments
+    y = load_audio(TEST_AUDIO / "cmu_arctic_a0009.wav")
+    ref = read_htk_lab(TEST_AUDIO / "cmu_arctic_a0009_phone.lab")
+    segs = hama_segments(y)
+    assert segs[0][1] == 0 and segs[-1][2] == len(y) // 160
+    assert all(a[2] + 1 == b[1] for a, b in zip(segs, segs[1:]))           # contiguous, no overlap
+    for phone in ("P", "B"):
+        want = next(p.start_s for p in ref if p.phone == phone)
+        got = [s / 100 for name, s, _ in segs if name == phone]
+        assert min(abs(g - want) for g in got) <= 0.04, (phone, want, got)
+    spoken = [name for name, _, _ in segs if name != "SIL"]
+    labelled = [p.phone for p in ref if p.phone != "SIL"]
+    d = np.arange(len(spoken) + 1)
+    for i, x in enumerate(labelled, 1):                                     # phone error rate (edit distance)
+        prev, d[0] = d.copy(), i
+        for j, z in enumerate(spoken, 1):
+            d[j] = min(prev[j] + 1, d[j - 1] + 1, prev[j - 1] + (x != z))
+    assert d[-1] / len(labelled) < 0.35
+    from motion.features import HAMA_MAX_PHONE_S
+    assert all(e - s + 1 <= HAMA_MAX_PHONE_S * 100 for name, s, e in segs if name != "SIL")   # none held on
+    assert segs[-1][0] == "SIL" and segs[-1][1] <= (ref[-1].start_s + HAMA_MAX_PHONE_S) * 100  # ends in silence
+    f = extract_features(y, phones="hama")
+    assert f.phone_source == "hama" and np.allclose(f.phones.sum(1), 1)
+    # generate's bounded-memory path reads the same phones (one chunk: the clip decoded whole)
+    from motion.features import PHONE_SLICE
+    from motion.inference import AudioReader, chunked_conditions
+    conds, _, source = chunked_conditions(AudioReader.from_array(y), f.num_frames, ["fixed"], "hama")
+    assert source == "hama"
+    np.testing.assert_allclose(conds["fixed"][:, PHONE_SLICE], f.phones, atol=1e-6)
+
+
+def test_hama_phones_are_refused_by_the_streaming_features():
+    """hama decodes whole utterances: a live stream cannot take it (a clear error, not silence)."""
+    from motion.features import StreamingFeatures
+    with pytest.raises(ValueError, match="whole utterances"):
+        StreamingFeatures(["fixed"], "hama")
