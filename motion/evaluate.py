@@ -612,7 +612,8 @@ def lipsync_section(gen, out: Path, *, config: str | None = None, data: list[str
                      f"{_count(len(train_speakers), 'speaker')} ({', '.join(sorted(train_speakers))}); "
                      "speakers by `motion.lipsync.speaker_of`")
         if held_speakers & train_speakers:
-            notes.append(f"WARNING: held-out speakers also in training clips: {', '.join(sorted(held_speakers & train_speakers))}")
+            notes.append("WARNING: held-out speakers also in training clips: "
+                         + ", ".join(sorted(held_speakers & train_speakers)))
         groups[f"talking videos, held-out speakers (MediaPipe, {d})"] = (held, train)
     trained = set(gen.models.info.get("training", {}).get("train_clips", []))
 

@@ -63,7 +63,7 @@ LATERAL = ("jawLeft", "jawRight", "mouthLeft", "mouthRight")
 
 MOUTH_NAMES = tuple(ARKIT_NAMES[i] for i in ARKIT_MOUTH)
 _JAW, _CLOSE = MOUTH_NAMES.index("jawOpen"), MOUTH_NAMES.index("mouthClose")
-#: below this jawOpen (model scale) mouthClose is scaled by its gain instead of keeping its fraction of the jaw
+#: below this jawOpen (model scale) mouthClose takes the per-channel map instead of its fraction of the jaw
 SEAL_MIN_JAW = 1e-3
 
 
@@ -115,10 +115,11 @@ class MouthScale:
 
         Every channel but ``mouthClose`` by the map of the module docstring. ``mouthClose`` keeps its fraction
         of ``jawOpen`` (ARKit's mouthClose closes the lips of the open jaw: a lip seal is ``mouthClose ==
-        jawOpen``, :meth:`motion.lipsync.PhoneRulePrior.seal`): ``close' = jaw' * min(close / jaw, 1)``; where
-        ``jaw`` is below :data:`SEAL_MIN_JAW` it takes the per-channel map too. With the per-channel map instead, the
-        jaw's rest (0.036 in 0.5.2, mouthClose's is 0) left sealed lips of the default avatar 2.1-2.5 mm apart
-        at the held-out GRID clips' /p b m/, against 1.3-1.7 mm in the model's own scale."""
+        jawOpen``, :meth:`motion.lipsync.PhoneRulePrior.seal`): ``close' = jaw' * min(close / jaw, 1)``;
+        where ``jaw`` is below :data:`SEAL_MIN_JAW` it takes the per-channel map too. With the per-channel
+        map for mouthClose as well, the jaw's rest (0.036 in 0.5.2, mouthClose's is 0) left sealed lips of the
+        default avatar 2.1-2.5 mm apart at the held-out GRID clips' /p b m/, against 1.3-1.7 mm in the model's
+        own scale."""
         x = np.asarray(mouth, np.float32)
         y = np.clip(self.rest + self.gain * (x - self.rest), 0.0, 1.0).astype(np.float32)
         jaw, close = x[..., _JAW], x[..., _CLOSE]

@@ -459,7 +459,7 @@ IPA_TO_ARPABET = {
     "n": "N", "ŋ": "NG", "p": "P", "pʰ": "P", "ɹ": "R", "r": "R", "ɻ": "R", "s": "S", "ʃ": "SH", "t": "T",
     "tʰ": "T", "θ": "TH", "v": "V", "w": "W", "j": "Y", "z": "Z", "ʒ": "ZH"}
 #: hama's CTC spans start this late against hand-labelled phones (ARCTIC a0009's /p/: 0.815 s labelled,
-#: hama 0.89 s; the issue's check of the shipped sample: 50-90 ms); they are moved this much earlier
+#: hama 0.90 s; the issue's check of the shipped sample: 50-90 ms); they are moved this much earlier
 HAMA_ONSET_LAG_S = 0.07
 #: a phone holds until the next one starts, at most this long (CTC spans mark a phone's peak, not its length;
 #: held without limit, the last phone of an utterance kept the mouth open through the silence after it)
@@ -472,7 +472,8 @@ def hama_segments(samples: np.ndarray) -> list[tuple[str, int, int]]:
 
     An opt-in phone source (``phones="hama"``; ``pip install -e '.[hama]'``): more robust to the voice than
     pocketsphinx (the phones of a0007 with and without a 3-semitone pitch shift differ by a phone error
-    rate of 0.21-0.23 against pocketsphinx's 0.76-0.82; measured for issue 13) but slower (15-22x real time on 2 cores against ~43x) and offline only (no live decoding).
+    rate of 0.21-0.23 against pocketsphinx's 0.76-0.82; measured for issue 13) but slower (15-22x real
+    time on 2 cores against ~43x) and offline only (no live decoding).
 
     Args:
         samples: ``[N]`` float32 mono audio at 16 kHz, full scale [-1, 1].

@@ -10,7 +10,7 @@ from motion.audio import load_audio
 from motion.conventions import ARKIT_INDEX as I
 from motion.lipsync import (BILABIAL, Calibration, articulation, closures, energy_face, lip_error, lip_opening,
                             moving_channels, pearson_best_lag, phone_rule_face, score_clip)
-from tests.conftest import DATA
+from tests.conftest import DATA, needs_data
 
 TEST_AUDIO = DATA / "test_audio"
 
@@ -200,7 +200,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "chatanyone" / "samples" / "cmu_a
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not TEST_AUDIO.is_dir(), reason=f"real data folder {DATA} is absent (a user's clone has no ../shared)")
+@needs_data
 def test_shipped_model_closes_the_lips_at_hand_labelled_p_and_b():
     """Issue 13: at the /p/ of "sharply" and the /b/ of "table" in ARCTIC a0009, whose phone times are hand
     labels (not the model's recogniser), the shipped model's lips close from the audio alone (lip opening
@@ -239,7 +239,7 @@ def test_shipped_model_closes_the_lips_at_the_p_of_the_sample_with_and_without_i
         assert closures(face, ph, BILABIAL) == [True]
 
 
-@pytest.mark.skipif(not (DATA / "videos").is_dir(), reason=f"real data folder {DATA} is absent (a user's clone has no ../shared)")
+@needs_data
 def test_shipped_config_holds_out_whole_speakers_never_trained_on():
     """Held out by speaker (issue 13): every talking-video clip that `chatanyone prepare ../shared/data/videos`
     makes and configs/default.toml does not hold out (the training clips) has a speaker other than every
